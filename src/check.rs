@@ -1,0 +1,1386 @@
+//! `check`: the only door from the raw model to a `Playbook`. It binds the
+//! playbook to its environment and variables, expands includes, compiles every
+//! template and guard, resolves every name a template reads, and reports every
+//! problem at once, sorted by position.
+//!
+//! It reads files (the playbook, includes, template sources, environments) but
+//! never runs anything.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
+use crate::document;
+use crate::playbook::{
+    Action, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Playbook, Probe, Rollback,
+    Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
+};
+use crate::raw::{
+    RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate,
+    RawValue, RawVersion, RawWindow,
+};
+use crate::template::{Guard, Quoting, Template, locate_name};
+use crate::version::Scheme;
+
+/// What binds a playbook to a place: the environment and variable overrides.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    /// `--env NAME`: `environments/NAME.toml` beside the playbook.
+    pub env: Option<String>,
+    /// `--env-file PATH`.
+    pub env_file: Option<PathBuf>,
+    /// `--var-file PATH`, in order.
+    pub var_files: Vec<PathBuf>,
+    /// `--var k=v`, in order.
+    pub vars: Vec<(String, String)>,
+}
+
+/// Context names every template may read besides the vars.
+const BUILTINS: [&str; 7] = ["vars", "env", "secrets", "version", "requirements", "steps", "run"];
+const VERSION_FIELDS: [&str; 5] = ["current", "target", "change", "scheme", "candidates"];
+const VERSION_ATTRIBUTES: [&str; 6] = ["major", "minor", "patch", "patch_level", "stability", "text"];
+const STEP_FIELDS: [&str; 4] = ["stdout", "exit_code", "skipped", "stderr"];
+
+/// Loads and checks a playbook with its environment and overrides.
+pub fn load(path: &Path, inputs: &Inputs) -> Result<Playbook, Vec<Diagnostic>> {
+    let mut checker = Checker::default();
+    let playbook = checker.playbook(path, inputs);
+    let mut diagnostics = checker.diagnostics;
+    match playbook {
+        Some(playbook) if diagnostics.is_empty() => Ok(playbook),
+        _ => {
+            crate::diagnostic::sort(&mut diagnostics);
+            if diagnostics.is_empty() {
+                diagnostics.push(Diagnostic::error("internal error: the playbook failed to check without a reason"));
+            }
+            Err(diagnostics)
+        }
+    }
+}
+
+/// What templates in one place may read.
+struct Names<'a> {
+    vars: &'a BTreeSet<String>,
+    params: Vec<String>,
+    secrets: &'a BTreeSet<String>,
+    requirements: &'a BTreeSet<String>,
+    has_version: bool,
+    /// May templates here read `steps.*` (not in checks and version probes)?
+    steps_visible: bool,
+}
+
+#[derive(Default)]
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+    hasher: Sha256,
+    /// Ids of the steps checked so far, in order: what `steps.*` may name.
+    seen: Vec<String>,
+}
+
+impl Checker {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn read(&mut self, path: &Path, what: &str, at: Option<Location>) -> Option<Arc<Source>> {
+        match document::read(path, what) {
+            Ok(source) => {
+                self.hasher.update(source.display.as_bytes());
+                self.hasher.update([0]);
+                self.hasher.update(source.text.as_bytes());
+                self.hasher.update([0]);
+                Some(source)
+            }
+            Err(diagnostic) => {
+                self.push(diagnostic.at_opt(at));
+                None
+            }
+        }
+    }
+
+    fn playbook(&mut self, path: &Path, inputs: &Inputs) -> Option<Playbook> {
+        let path = absolute(path);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let source = self.read(&path, "playbook", None)?;
+        let raw = match document::parse::<RawPlaybook, RawStep>(&source, &["step", "finally", "check"]) {
+            Ok(raw) => raw,
+            Err(diagnostics) => {
+                self.diagnostics.extend(diagnostics);
+                return None;
+            }
+        };
+        self.format(&raw, &source, true);
+        let name = match &raw.name {
+            Some(name) => {
+                if name.get_ref().trim().is_empty() {
+                    self.push(Diagnostic::error("the playbook's `name` is empty").at(loc(&source, name)));
+                }
+                name.get_ref().clone()
+            }
+            None => {
+                self.push(
+                    Diagnostic::error("missing key `name`")
+                        .at(Location::new(&source, 0..0))
+                        .help("a playbook names itself: `name = \"my-app-upgrade\"`"),
+                );
+                String::new()
+            }
+        };
+        if let Some(requires) = &raw.requires {
+            self.requires(requires, &source);
+        }
+        for (key, value) in &raw.params {
+            let _ = value;
+            self.push(
+                Diagnostic::error(format!("`params` belong in an included file, not in a playbook (`{key}`)"))
+                    .at(Location::new(&source, value.span())),
+            );
+        }
+
+        // Variables: playbook < environment < --var-file < --var.
+        let mut vars: IndexMap<String, serde_json::Value> = IndexMap::new();
+        for (key, value) in &raw.vars {
+            vars.insert(key.clone(), to_json(value.get_ref()));
+        }
+        let mut secrets_raw: IndexMap<String, (Spanned<RawSecretOwned>, Arc<Source>)> = raw
+            .secrets
+            .iter()
+            .map(|(name, secret)| (name.clone(), (owned_secret(secret), Arc::clone(&source))))
+            .collect();
+        let mut window_raw = raw.window.as_ref().map(|w| (w, Arc::clone(&source)));
+        let mut declared: BTreeSet<String> = vars.keys().cloned().collect();
+        let environments = self.environments(&dir, inputs);
+        let environment_name = inputs.env.clone().or_else(|| {
+            inputs.env_file.as_ref().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        });
+        let bound = inputs.env.is_some() || inputs.env_file.is_some();
+        for (env_source, env) in &environments {
+            for (key, value) in &env.vars {
+                declared.insert(key.clone());
+                if bound {
+                    vars.insert(key.clone(), to_json(value.get_ref()));
+                }
+            }
+            for (name, secret) in &env.secrets {
+                if bound {
+                    secrets_raw.insert(name.clone(), (owned_secret(secret), Arc::clone(env_source)));
+                } else if !raw.secrets.contains_key(name) {
+                    secrets_raw.entry(name.clone()).or_insert((owned_secret(secret), Arc::clone(env_source)));
+                }
+            }
+        }
+        let environment_window = environments.iter().find_map(|(s, e)| e.window.as_ref().map(|w| (w, Arc::clone(s))));
+        if bound && let Some(window) = environment_window {
+            window_raw = Some(window);
+        }
+        for file in &inputs.var_files {
+            self.var_file(file, &mut vars, &declared);
+        }
+        for (key, value) in &inputs.vars {
+            if !declared.contains(key) {
+                let mut diagnostic = Diagnostic::error(format!("`--var {key}=…` names no variable of this playbook"));
+                if let Some(close) = did_you_mean(key, declared.iter().map(String::as_str)) {
+                    diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                }
+                self.push(diagnostic);
+                continue;
+            }
+            vars.insert(key.clone(), serde_json::Value::String(value.clone()));
+        }
+
+        let secrets = self.secrets(&secrets_raw, &dir);
+        let secret_names: BTreeSet<String> = secrets.keys().cloned().collect();
+        let version = raw.version.as_ref().and_then(|v| self.version(v, &source));
+        let requirements: BTreeSet<String> = version
+            .as_ref()
+            .map(|v| v.matrix.iter().flat_map(|row| row.set.keys().cloned()).collect())
+            .unwrap_or_default();
+        let window = window_raw.and_then(|(w, s)| self.window(w, &s));
+
+        let names = Names {
+            vars: &declared,
+            params: Vec::new(),
+            secrets: &secret_names,
+            requirements: &requirements,
+            has_version: version.is_some(),
+            steps_visible: false,
+        };
+        if let Some(version) = &version {
+            self.version_names(version, &names);
+        }
+        let checks: Vec<Check> = raw.check.iter().filter_map(|check| self.check(check, &source, &names)).collect();
+
+        let mut steps = Vec::new();
+        let mut ids: HashMap<String, Location> = HashMap::new();
+        let names = Names { steps_visible: true, ..names };
+        let mut stack = vec![path.clone()];
+        for step in &raw.step {
+            self.step(step, &source, &dir, None, Vec::new(), &names, &mut ids, &mut stack, &mut steps);
+        }
+        let mut finally = Vec::new();
+        for step in &raw.finally {
+            self.step(step, &source, &dir, None, Vec::new(), &names, &mut ids, &mut stack, &mut finally);
+        }
+        for step in &finally {
+            if step.read_only {
+                self.push(
+                    Diagnostic::error(format!("`finally` step `{}` cannot be `read_only`", step.id))
+                        .at(step.location.clone()),
+                );
+            }
+        }
+
+        let fingerprint = crate::diagnostic::hex(&std::mem::take(&mut self.hasher).finalize());
+        Some(Playbook {
+            name,
+            description: raw.description.clone(),
+            source,
+            environment: environment_name,
+            vars,
+            secrets,
+            version,
+            window,
+            checks,
+            steps,
+            finally,
+            fingerprint,
+        })
+    }
+
+    fn format(&mut self, raw: &RawPlaybook, source: &Arc<Source>, playbook: bool) {
+        match &raw.format {
+            Some(format) if *format.get_ref() == 1 => {}
+            Some(format) => self.push(
+                Diagnostic::error(format!("unsupported format `{}`", format.get_ref()))
+                    .at(loc(source, format))
+                    .label("this upshift reads format 1")
+                    .help("write `format = 1`"),
+            ),
+            None => self.push(
+                Diagnostic::error("missing key `format`")
+                    .at(Location::new(source, 0..0))
+                    .help(if playbook { "start the playbook with `format = 1`" } else { "start the file with `format = 1`" }),
+            ),
+        }
+    }
+
+    fn requires(&mut self, requires: &Spanned<String>, source: &Arc<Source>) {
+        let ours = semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver");
+        match semver::VersionReq::parse(requires.get_ref()) {
+            Ok(req) if req.matches(&ours) => {}
+            Ok(_) => self.push(
+                Diagnostic::error(format!("this playbook requires upshift `{}`, and this is upshift {ours}", requires.get_ref()))
+                    .at(loc(source, requires)),
+            ),
+            Err(error) => self.push(
+                Diagnostic::error(format!("`requires` is not a version requirement: {error}")).at(loc(source, requires)),
+            ),
+        }
+    }
+
+    /// The environment files that bind or declare variables: the chosen one, or
+    /// (when none is chosen) every `environments/*.toml` beside the playbook.
+    fn environments(&mut self, dir: &Path, inputs: &Inputs) -> Vec<(Arc<Source>, RawEnvironment)> {
+        let env_dir = dir.join("environments");
+        let paths: Vec<PathBuf> = if let Some(file) = &inputs.env_file {
+            vec![absolute(file)]
+        } else if let Some(name) = &inputs.env {
+            let path = env_dir.join(format!("{name}.toml"));
+            if !path.is_file() {
+                let known = list_environments(&env_dir);
+                let mut diagnostic = Diagnostic::error(format!(
+                    "no environment `{name}`: `{}` does not exist",
+                    crate::diagnostic::display_path(&path)
+                ));
+                diagnostic = match did_you_mean(name, known.iter().map(String::as_str)) {
+                    Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                    None if known.is_empty() => diagnostic.help("this playbook has no `environments/` directory"),
+                    None => diagnostic.help(format!("environments here: {}", known.join(", "))),
+                };
+                self.push(diagnostic);
+                return Vec::new();
+            }
+            vec![path]
+        } else {
+            list_environments(&env_dir).iter().map(|name| env_dir.join(format!("{name}.toml"))).collect()
+        };
+        let mut out = Vec::new();
+        for path in paths {
+            let Some(source) = self.read(&path, "environment file", None) else { continue };
+            match document::parse::<RawEnvironment, RawSecret>(&source, &[]) {
+                Ok(env) => out.push((source, env)),
+                Err(diagnostics) => self.diagnostics.extend(diagnostics),
+            }
+        }
+        out
+    }
+
+    fn var_file(&mut self, path: &Path, vars: &mut IndexMap<String, serde_json::Value>, declared: &BTreeSet<String>) {
+        let Some(source) = self.read(&absolute(path), "var file", None) else { return };
+        match toml::from_str::<IndexMap<String, Spanned<RawValue>>>(&source.text) {
+            Ok(table) => {
+                for (key, value) in table {
+                    if declared.contains(&key) {
+                        vars.insert(key, to_json(value.get_ref()));
+                    } else {
+                        let mut diagnostic = Diagnostic::error(format!("`{key}` is not a variable of this playbook"))
+                            .at(Location::new(&source, value.span()));
+                        if let Some(close) = did_you_mean(&key, declared.iter().map(String::as_str)) {
+                            diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                        }
+                        self.push(diagnostic);
+                    }
+                }
+            }
+            Err(error) => {
+                let diagnostic = Diagnostic::error(format!("invalid var file: {}", error.message().trim_end_matches('.')));
+                self.push(match error.span() {
+                    Some(span) => diagnostic.at(Location::new(&source, span)),
+                    None => diagnostic,
+                });
+            }
+        }
+    }
+
+    fn secrets(
+        &mut self,
+        raw: &IndexMap<String, (Spanned<RawSecretOwned>, Arc<Source>)>,
+        dir: &Path,
+    ) -> IndexMap<String, Secret> {
+        let mut out = IndexMap::new();
+        for (name, (secret, source)) in raw {
+            let location = Location::new(source, secret.span());
+            let s = secret.get_ref();
+            let mut given = Vec::new();
+            if let Some(env) = &s.env {
+                given.push(SecretSource::Env(env.clone()));
+            }
+            if let Some(file) = &s.file {
+                given.push(SecretSource::File(dir.join(file)));
+            }
+            if let Some(command) = &s.command {
+                if command.is_empty() {
+                    self.push(Diagnostic::error(format!("secret `{name}` has an empty `command`")).at(location.clone()));
+                    continue;
+                }
+                given.push(SecretSource::Command(command.clone()));
+            }
+            if given.len() != 1 {
+                self.push(
+                    Diagnostic::error(format!("secret `{name}` needs exactly one source, found {}", given.len()))
+                        .at(location)
+                        .help("give one of `env = \"VAR\"`, `file = \"path\"`, `command = [\"argv\", …]`"),
+                );
+                continue;
+            }
+            out.insert(name.clone(), Secret { source: given.remove(0), required: s.required.unwrap_or(true) });
+        }
+        out
+    }
+
+    fn version(&mut self, raw: &Spanned<RawVersion>, source: &Arc<Source>) -> Option<VersionSpec> {
+        let location = Location::new(source, raw.span());
+        let v = raw.get_ref();
+        let scheme = match &v.scheme {
+            None => Scheme::Semver,
+            Some(scheme) => match Scheme::parse(scheme.get_ref()) {
+                Some(scheme) => scheme,
+                None => {
+                    self.push(
+                        Diagnostic::error(format!("unknown version scheme `{}`", scheme.get_ref()))
+                            .at(loc(source, scheme))
+                            .help("the schemes are `semver` and `composer`"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let current = self.probe(v.current.as_ref(), "current", source, &location);
+        let available = self.probe(v.available.as_ref(), "available", source, &location);
+        let target = v.target.as_ref().and_then(|target| match scheme.requirement(target.get_ref()) {
+            Ok(req) => Some((target.get_ref().clone(), req)),
+            Err(reason) => {
+                self.push(
+                    Diagnostic::error(format!("`target` is not a {} requirement: {reason}", scheme_name(scheme)))
+                        .at(loc(source, target)),
+                );
+                None
+            }
+        });
+        let mut matrix = Vec::new();
+        for row in &v.matrix {
+            let r = row.get_ref();
+            match scheme.requirement(r.versions.get_ref()) {
+                Ok(requirement) => {
+                    matrix.push(MatrixRow { versions: r.versions.get_ref().clone(), requirement, set: r.set.clone() })
+                }
+                Err(reason) => self.push(
+                    Diagnostic::error(format!("matrix `versions` is not a {} requirement: {reason}", scheme_name(scheme)))
+                        .at(loc(source, &r.versions)),
+                ),
+            }
+        }
+        Some(VersionSpec {
+            scheme,
+            current: current?,
+            available: available?,
+            target,
+            allow_major: v.allow_major.unwrap_or(false),
+            allow_downgrade: v.allow_downgrade.unwrap_or(false),
+            allow_prerelease: v.allow_prerelease.unwrap_or(false),
+            matrix,
+        })
+    }
+
+    fn probe(
+        &mut self,
+        raw: Option<&Spanned<RawProbe>>,
+        what: &str,
+        source: &Arc<Source>,
+        table: &Location,
+    ) -> Option<Probe> {
+        let Some(raw) = raw else {
+            self.push(
+                Diagnostic::error(format!("`[version]` needs `{what}`"))
+                    .at(table.clone())
+                    .help(format!("for example `{what} = {{ run = \"…\", regex = '(\\d+\\.\\d+\\.\\d+)' }}`")),
+            );
+            return None;
+        };
+        let location = Location::new(source, raw.span());
+        let p = raw.get_ref();
+        let count = [p.run.is_some(), p.exec.is_some(), p.value.is_some(), p.list.is_some()].iter().filter(|x| **x).count();
+        if count != 1 {
+            self.push(
+                Diagnostic::error(format!("`version.{what}` needs exactly one of `run`, `exec`, `value`, `list`"))
+                    .at(location),
+            );
+            return None;
+        }
+        if let Some(value) = &p.value {
+            return Some(Probe::Value(Template::new(value.get_ref(), Quoting::Plain, Some(loc(source, value)))));
+        }
+        if let Some(list) = &p.list {
+            return Some(Probe::List(list.iter().map(|v| v.get_ref().clone()).collect()));
+        }
+        let command = match (&p.run, &p.exec) {
+            (Some(run), _) => Command::Shell {
+                shell: "sh".to_owned(),
+                script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
+            },
+            (None, Some(exec)) => self.exec(exec, source, &location)?,
+            (None, None) => return None,
+        };
+        let extract = match (&p.regex, &p.json) {
+            (Some(_), Some(_)) => {
+                self.push(Diagnostic::error(format!("`version.{what}` has both `regex` and `json`")).at(location));
+                return None;
+            }
+            (Some(regex), None) => Extract::Regex(self.regex(regex, source)?),
+            (None, Some(pointer)) => {
+                if !pointer.get_ref().is_empty() && !pointer.get_ref().starts_with('/') {
+                    self.push(
+                        Diagnostic::error(format!("`{}` is not a JSON pointer", pointer.get_ref()))
+                            .at(loc(source, pointer))
+                            .help("a JSON pointer starts with `/`, as in `/versions`"),
+                    );
+                    return None;
+                }
+                Extract::JsonPointer(pointer.get_ref().clone())
+            }
+            (None, None) => Extract::Whole,
+        };
+        let cwd = p.cwd.as_ref().map(|c| Template::new(c.get_ref(), Quoting::Plain, Some(loc(source, c))));
+        Some(Probe::Command { command, cwd, extract })
+    }
+
+    fn version_names(&mut self, version: &VersionSpec, names: &Names<'_>) {
+        let probes = [&version.current, &version.available];
+        for probe in probes {
+            match probe {
+                Probe::Command { command, cwd, .. } => {
+                    self.command_names(command, names);
+                    if let Some(cwd) = cwd {
+                        self.template(cwd, names);
+                    }
+                }
+                Probe::Value(template) => self.template(template, names),
+                Probe::List(_) => {}
+            }
+        }
+    }
+
+    fn regex(&mut self, regex: &Spanned<String>, source: &Arc<Source>) -> Option<Regex> {
+        match Regex::new(regex.get_ref()) {
+            Ok(regex) => Some(regex),
+            Err(error) => {
+                let reason = error.to_string();
+                let reason = reason.lines().last().unwrap_or("invalid").trim().to_owned();
+                self.push(Diagnostic::error(format!("invalid regex: {reason}")).at(loc(source, regex)));
+                None
+            }
+        }
+    }
+
+    fn window(&mut self, raw: &Spanned<RawWindow>, source: &Arc<Source>) -> Option<WindowSpec> {
+        let w = raw.get_ref();
+        let timezone = w.timezone.as_ref().map_or_else(|| "UTC".to_owned(), |tz| tz.get_ref().clone());
+        if let Some(tz) = &w.timezone
+            && crate::window::check_timezone(tz.get_ref()).is_err()
+        {
+            self.push(
+                Diagnostic::error(format!("unknown time zone `{}`", tz.get_ref()))
+                    .at(loc(source, tz))
+                    .help("use an IANA name such as `Europe/Berlin` or `UTC`"),
+            );
+        }
+        let mut allow = Vec::new();
+        for rule in &w.allow {
+            match WindowRule::parse(rule.get_ref()) {
+                Ok(parsed) => allow.push(parsed),
+                Err(reason) => self.push(
+                    Diagnostic::error(format!("invalid window `{}`: {reason}", rule.get_ref()))
+                        .at(loc(source, rule))
+                        .help("write a window as `\"sat 22:00-06:00\"`"),
+                ),
+            }
+        }
+        if w.allow.is_empty() {
+            self.push(Diagnostic::error("`[window]` has no `allow` rules").at(Location::new(source, raw.span())));
+        }
+        Some(WindowSpec { timezone, allow })
+    }
+
+    fn check(&mut self, raw: &Spanned<RawCheck>, source: &Arc<Source>, names: &Names<'_>) -> Option<Check> {
+        let location = Location::new(source, raw.span());
+        let c = raw.get_ref();
+        let name = Template::new(c.name.get_ref(), Quoting::Plain, Some(loc(source, &c.name)));
+        self.template(&name, names);
+        let command = match (&c.run, &c.exec) {
+            (Some(run), None) => Command::Shell {
+                shell: c.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone()),
+                script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
+            },
+            (None, Some(exec)) => self.exec(exec, source, &location)?,
+            _ => {
+                self.push(
+                    Diagnostic::error(format!("check `{}` needs exactly one of `run` and `exec`", c.name.get_ref()))
+                        .at(location),
+                );
+                return None;
+            }
+        };
+        self.command_names(&command, names);
+        let mut expect = Expect::default();
+        if let Some(raw_expect) = &c.expect {
+            let e = raw_expect.get_ref();
+            expect.exit = e.exit.unwrap_or(0);
+            if let Some(regex) = &e.regex {
+                expect.regex = self.regex(regex, source);
+            }
+            let template = |value: &Option<Spanned<String>>, checker: &mut Checker| {
+                value.as_ref().map(|v| {
+                    let template = Template::new(v.get_ref(), Quoting::Plain, Some(loc(source, v)));
+                    checker.template(&template, names);
+                    template
+                })
+            };
+            expect.contains = template(&e.contains, self);
+            expect.equals = template(&e.equals, self);
+            expect.semver = template(&e.semver, self);
+            expect.min = e.min;
+            if let Some(semver) = &expect.semver
+                && semver.is_literal()
+                && let Err(reason) = crate::version::semver_requirement(&semver.source)
+            {
+                self.push(Diagnostic::error(reason).at_opt(semver.location.clone()));
+            }
+        }
+        let hint = c.hint.as_ref().map(|h| Template::new(h.get_ref(), Quoting::Plain, Some(loc(source, h))));
+        if let Some(hint) = &hint {
+            self.template(hint, names);
+        }
+        let guard = c.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+        if let Some(guard) = &guard {
+            self.guard(guard, names);
+        }
+        let cwd = self.optional_template(&c.cwd, source, names);
+        let env = self.env(&c.env, source, names);
+        let timeout = self.duration(c.timeout.as_ref(), source).unwrap_or(Duration::from_secs(60));
+        Some(Check { name, command, expect, hint, guard, cwd, env, timeout })
+    }
+
+    fn exec(&mut self, exec: &[Spanned<String>], source: &Arc<Source>, at: &Location) -> Option<Command> {
+        if exec.is_empty() {
+            self.push(Diagnostic::error("`exec` needs at least the program").at(at.clone()));
+            return None;
+        }
+        Some(Command::Exec(
+            exec.iter().map(|arg| Template::new(arg.get_ref(), Quoting::Plain, Some(loc(source, arg)))).collect(),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        raw: &Spanned<RawStep>,
+        source: &Arc<Source>,
+        dir: &Path,
+        scope: Option<&Arc<Scope>>,
+        outer_guards: Vec<(Guard, Option<Arc<Scope>>)>,
+        names: &Names<'_>,
+        ids: &mut HashMap<String, Location>,
+        stack: &mut Vec<PathBuf>,
+        out: &mut Vec<Step>,
+    ) {
+        let location = Location::new(source, raw.span());
+        let s = raw.get_ref();
+        let Some(id) = &s.id else {
+            self.push(
+                Diagnostic::error("step has no `id`").at(location).help("give every step a unique `id = \"…\"`"),
+            );
+            return;
+        };
+        let id_location = loc(source, id);
+        if !StepId::is_valid(id.get_ref()) {
+            self.push(
+                Diagnostic::error(format!("invalid step id `{}`", id.get_ref()))
+                    .at(id_location.clone())
+                    .label("ids match `[a-z0-9][a-z0-9_-]*`"),
+            );
+        }
+        let full_id = match scope {
+            Some(scope) => format!("{}.{}", scope.id, id.get_ref()),
+            None => id.get_ref().clone(),
+        };
+        if let Some(first) = ids.get(&full_id) {
+            self.push(
+                Diagnostic::error(format!("duplicate step id `{full_id}`"))
+                    .at(id_location.clone())
+                    .label("used again here")
+                    .note(format!("first used at {}", first.describe())),
+            );
+        } else {
+            ids.insert(full_id.clone(), id_location.clone());
+        }
+
+        // Exactly one action.
+        let actions: Vec<(&str, std::ops::Range<usize>)> = [
+            s.run.as_ref().map(|v| ("run", v.span())),
+            s.exec.as_ref().map(|v| ("exec", v.first().map_or(0..0, |f| f.span()))),
+            s.edit.as_ref().map(|v| ("edit", v.span())),
+            s.template.as_ref().map(|v| ("template", v.span())),
+            s.pause.as_ref().map(|v| ("pause", v.span())),
+            s.include.as_ref().map(|v| ("include", v.span())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if actions.is_empty() {
+            self.push(
+                Diagnostic::error(format!("step `{full_id}` has no action"))
+                    .at(id_location.clone())
+                    .help("give it one of `run`, `exec`, `edit`, `template`, `pause`, `include`"),
+            );
+            return;
+        }
+        if actions.len() > 1 {
+            let list: Vec<String> = actions.iter().map(|(name, _)| format!("`{name}`")).collect();
+            self.push(
+                Diagnostic::error(format!("step `{full_id}` has {} actions: {}", actions.len(), list.join(", ")))
+                    .at(Location::new(source, actions[1].1.clone()))
+                    .label("second action")
+                    .help("a step does one thing; split it into several steps"),
+            );
+            return;
+        }
+        if !s.with.is_empty() && s.include.is_none() {
+            let (key, _) = s.with.first().expect("not empty");
+            self.push(Diagnostic::error("`with` is only for `include` steps").at(loc(source, key)));
+        }
+        if s.shell.is_some() && s.run.is_none() {
+            self.push(Diagnostic::error("`shell` is only for `run` steps").at(id_location.clone()));
+        }
+
+        let guard = s.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+        if let Some(guard) = &guard {
+            self.guard(guard, names);
+        }
+        let mut guards = outer_guards;
+        if let Some(guard) = guard {
+            guards.push((guard, scope.cloned()));
+        }
+
+        if let Some(include) = &s.include {
+            self.include(include, s, source, dir, scope, guards, names, &full_id, ids, stack, out);
+            return;
+        }
+
+        let action = if let Some(run) = &s.run {
+            let script = Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run)));
+            let shell = s.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
+            Action::Command(Command::Shell { shell, script })
+        } else if let Some(exec) = &s.exec {
+            let Some(command) = self.exec(exec, source, &id_location) else { return };
+            Action::Command(command)
+        } else if let Some(edit) = &s.edit {
+            let Some(edit) = self.edit(edit, source) else { return };
+            Action::Edit(edit)
+        } else if let Some(template) = &s.template {
+            let Some(template) = self.file_template(template, source, dir) else { return };
+            Action::Template(template)
+        } else if let Some(pause) = &s.pause {
+            Action::Pause(Template::new(pause.get_ref(), Quoting::Plain, Some(loc(source, pause))))
+        } else {
+            return;
+        };
+        self.action_names(&action, &names);
+
+        let name = self.optional_template(&s.name, source, &names);
+        let creates = self.optional_template(&s.creates, source, &names);
+        let cwd = self.optional_template(&s.cwd, source, &names);
+        let env = self.env(&s.env, source, &names);
+        let timeout = self.duration(s.timeout.as_ref(), source);
+        let retry_delay = self.duration(s.retry_delay.as_ref(), source).unwrap_or(Duration::from_secs(1));
+        let is_command = matches!(action, Action::Command(_));
+        let is_file = matches!(action, Action::Edit(_) | Action::Template(_));
+        let read_only = s.read_only.unwrap_or(false);
+        if read_only && !is_command {
+            self.push(
+                Diagnostic::error(format!("step `{full_id}` cannot be `read_only`"))
+                    .at(id_location.clone())
+                    .help("only `run` and `exec` steps are executed during `plan`"),
+            );
+        }
+        if (s.retries.is_some() || s.retry_delay.is_some()) && !is_command {
+            self.push(
+                Diagnostic::error(format!("`retries` only apply to commands, and step `{full_id}` is `{}`", action.kind()))
+                    .at(id_location.clone()),
+            );
+        }
+        let rollback = match &s.rollback {
+            None if is_file => Rollback::Restore,
+            None => Rollback::Nothing,
+            Some(rollback) => self.rollback(rollback, source, dir, &names).unwrap_or(Rollback::Nothing),
+        };
+        if read_only && !matches!(rollback, Rollback::Nothing) {
+            self.push(
+                Diagnostic::error(format!("read-only step `{full_id}` has a `rollback`"))
+                    .at(id_location.clone())
+                    .help("a read-only step changes nothing, so there is nothing to undo"),
+            );
+        }
+        self.seen.push(full_id.clone());
+        out.push(Step {
+            id: StepId::new(full_id),
+            name,
+            action,
+            guards,
+            creates,
+            cwd,
+            env,
+            timeout,
+            retries: s.retries.unwrap_or(0),
+            retry_delay,
+            rollback,
+            idempotent: s.idempotent.unwrap_or(!is_command),
+            read_only,
+            continue_on_error: s.continue_on_error.unwrap_or(false),
+            scope: scope.cloned(),
+            location,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn include(
+        &mut self,
+        include: &Spanned<String>,
+        s: &RawStep,
+        source: &Arc<Source>,
+        dir: &Path,
+        scope: Option<&Arc<Scope>>,
+        guards: Vec<(Guard, Option<Arc<Scope>>)>,
+        names: &Names<'_>,
+        full_id: &str,
+        ids: &mut HashMap<String, Location>,
+        stack: &mut Vec<PathBuf>,
+        out: &mut Vec<Step>,
+    ) {
+        let at = loc(source, include);
+        for (field, given) in [
+            ("rollback", s.rollback.is_some()),
+            ("creates", s.creates.is_some()),
+            ("cwd", s.cwd.is_some()),
+            ("timeout", s.timeout.is_some()),
+            ("retries", s.retries.is_some()),
+            ("read_only", s.read_only.is_some()),
+            ("idempotent", s.idempotent.is_some()),
+            ("continue_on_error", s.continue_on_error.is_some()),
+        ] {
+            if given {
+                self.push(
+                    Diagnostic::error(format!("`{field}` cannot be set on an `include` step"))
+                        .at(at.clone())
+                        .help("set it on the included steps"),
+                );
+            }
+        }
+        let path = normalize(&dir.join(include.get_ref()));
+        if let Some(position) = stack.iter().position(|p| *p == path) {
+            let mut chain: Vec<String> = stack[position..].iter().map(|p| crate::diagnostic::display_path(p)).collect();
+            chain.push(crate::diagnostic::display_path(&path));
+            self.push(
+                Diagnostic::error(format!("include cycle: {}", chain.join(" → ")))
+                    .at(at)
+                    .label("includes a file that is already being included"),
+            );
+            return;
+        }
+        let Some(inner_source) = self.read(&path, "include", Some(at.clone())) else { return };
+        let raw = match document::parse::<RawPlaybook, RawStep>(&inner_source, &["step"]) {
+            Ok(raw) => raw,
+            Err(diagnostics) => {
+                self.diagnostics.extend(diagnostics);
+                return;
+            }
+        };
+        self.format(&raw, &inner_source, false);
+        let forbidden = [
+            ("name", raw.name.as_ref().map(|n| n.span())),
+            ("requires", raw.requires.as_ref().map(|n| n.span())),
+            ("version", raw.version.as_ref().map(|n| n.span())),
+            ("window", raw.window.as_ref().map(|n| n.span())),
+            ("check", raw.check.first().map(|n| n.span())),
+            ("finally", raw.finally.first().map(|n| n.span())),
+        ];
+        for (key, span) in forbidden {
+            if let Some(span) = span {
+                self.push(
+                    Diagnostic::error(format!("an included file cannot have `{key}`"))
+                        .at(Location::new(&inner_source, span))
+                        .help("an include has `format`, `description`, `[params]` and `[[step]]`s"),
+                );
+            }
+        }
+        if let Some((name, value)) = raw.vars.first() {
+            self.push(
+                Diagnostic::error(format!("an included file cannot have `[vars]` (`{name}`)"))
+                    .at(Location::new(&inner_source, value.span()))
+                    .help("declare `[params]` and pass values with `with`"),
+            );
+        }
+        if let Some((name, secret)) = raw.secrets.first() {
+            self.push(
+                Diagnostic::error(format!("an included file cannot declare secrets (`{name}`)"))
+                    .at(Location::new(&inner_source, secret.span())),
+            );
+        }
+        // Parameters: the include's defaults, overridden by `with`.
+        let mut params: IndexMap<String, serde_json::Value> =
+            raw.params.iter().map(|(k, v)| (k.clone(), to_json(v.get_ref()))).collect();
+        for (key, value) in &s.with {
+            if !raw.params.contains_key(key.get_ref()) {
+                let mut diagnostic = Diagnostic::error(format!(
+                    "`{}` is not a parameter of `{}`",
+                    key.get_ref(),
+                    include.get_ref()
+                ))
+                .at(loc(source, key));
+                diagnostic = match did_you_mean(key.get_ref(), raw.params.keys().map(String::as_str)) {
+                    Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                    None if raw.params.is_empty() => diagnostic.help("that file declares no `[params]`"),
+                    None => diagnostic.help(format!(
+                        "its parameters are {}",
+                        raw.params.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                self.push(diagnostic);
+                continue;
+            }
+            let json = to_json(value.get_ref());
+            self.value_names(&json, Some(loc(source, value)), names);
+            params.insert(key.get_ref().clone(), json);
+        }
+        let new_scope = Arc::new(Scope {
+            id: full_id.to_owned(),
+            parent: scope.cloned(),
+            params: params.clone(),
+            location: Location::new(source, include.span()),
+        });
+        let mut inner_params = names.params.clone();
+        inner_params.extend(params.keys().cloned());
+        let inner_names = Names {
+            vars: names.vars,
+            params: inner_params,
+            secrets: names.secrets,
+            requirements: names.requirements,
+            has_version: names.has_version,
+            steps_visible: true,
+        };
+        let inner_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
+        stack.push(path);
+        for step in &raw.step {
+            self.step(step, &inner_source, &inner_dir, Some(&new_scope), guards.clone(), &inner_names, ids, stack, out);
+        }
+        stack.pop();
+    }
+
+    fn edit(&mut self, raw: &Spanned<RawEdit>, source: &Arc<Source>) -> Option<Edit> {
+        let e = raw.get_ref();
+        let location = Location::new(source, raw.span());
+        let path = Template::new(e.path.get_ref(), Quoting::Plain, Some(loc(source, &e.path)));
+        let count = [e.json.is_some(), e.toml.is_some(), e.line.is_some()].iter().filter(|x| **x).count();
+        if count != 1 {
+            self.push(
+                Diagnostic::error(format!("`edit` needs exactly one of `json`, `toml`, `line`, found {count}"))
+                    .at(location),
+            );
+            return None;
+        }
+        let kind = if let Some(json) = &e.json {
+            let mut entries = Vec::new();
+            for (pointer, value) in json {
+                if !pointer.get_ref().is_empty() && !pointer.get_ref().starts_with('/') {
+                    self.push(
+                        Diagnostic::error(format!("`{}` is not a JSON pointer", pointer.get_ref()))
+                            .at(loc(source, pointer))
+                            .help("a JSON pointer starts with `/`; `~1` stands for `/` inside a key"),
+                    );
+                    continue;
+                }
+                entries.push((pointer.get_ref().clone(), to_json(value.get_ref())));
+            }
+            EditKind::Json(entries)
+        } else if let Some(toml) = &e.toml {
+            let mut entries = Vec::new();
+            for (key, value) in toml {
+                let path: Vec<String> = key.get_ref().split('.').map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    self.push(Diagnostic::error(format!("`{}` is not a dotted key", key.get_ref())).at(loc(source, key)));
+                    continue;
+                }
+                entries.push((path, to_json(value.get_ref())));
+            }
+            EditKind::Toml(entries)
+        } else if let Some(line) = &e.line {
+            let l = line.get_ref();
+            let regex = self.regex(&l.regex, source)?;
+            EditKind::Line { regex, replace: Template::new(l.replace.get_ref(), Quoting::Plain, Some(loc(source, &l.replace))) }
+        } else {
+            return None;
+        };
+        Some(Edit { path, kind })
+    }
+
+    fn file_template(&mut self, raw: &Spanned<RawTemplate>, source: &Arc<Source>, dir: &Path) -> Option<FileTemplate> {
+        let t = raw.get_ref();
+        let src_path = dir.join(t.src.get_ref());
+        let text = self.read(&src_path, "template source", Some(loc(source, &t.src)))?;
+        let content = Template::new(&text.text, Quoting::Plain, Some(Location::new(&text, 0..text.text.len())));
+        let mode = match &t.mode {
+            None => None,
+            Some(mode) => match u32::from_str_radix(mode.get_ref(), 8) {
+                Ok(mode) if mode <= 0o7777 => Some(mode),
+                _ => {
+                    self.push(
+                        Diagnostic::error(format!("invalid file mode `{}`", mode.get_ref()))
+                            .at(loc(source, mode))
+                            .help("write an octal mode such as `\"0644\"`"),
+                    );
+                    None
+                }
+            },
+        };
+        Some(FileTemplate {
+            src: t.src.get_ref().clone(),
+            content,
+            dest: Template::new(t.dest.get_ref(), Quoting::Plain, Some(loc(source, &t.dest))),
+            mode,
+        })
+    }
+
+    fn rollback(
+        &mut self,
+        raw: &Spanned<RawRollback>,
+        source: &Arc<Source>,
+        dir: &Path,
+        names: &Names<'_>,
+    ) -> Option<Rollback> {
+        let location = Location::new(source, raw.span());
+        match raw.get_ref() {
+            RawRollback::Bool(false) => Some(Rollback::Irreversible),
+            RawRollback::Bool(true) => {
+                self.push(
+                    Diagnostic::error("`rollback = true` says nothing about how to undo the step")
+                        .at(location)
+                        .help("give a command, a table with one action, or `false` for a step that cannot be undone"),
+                );
+                None
+            }
+            RawRollback::Run(script) => {
+                let script = Template::new(script, Quoting::Shell, Some(location));
+                self.template(&script, names);
+                Some(Rollback::Action {
+                    action: Action::Command(Command::Shell { shell: "sh".to_owned(), script }),
+                    guard: None,
+                    cwd: None,
+                    env: Vec::new(),
+                    timeout: None,
+                })
+            }
+            RawRollback::Table(table) => {
+                let count = [table.run.is_some(), table.exec.is_some(), table.edit.is_some(), table.template.is_some()]
+                    .iter()
+                    .filter(|x| **x)
+                    .count();
+                if count != 1 {
+                    self.push(
+                        Diagnostic::error(format!(
+                            "a `rollback` table needs exactly one of `run`, `exec`, `edit`, `template`, found {count}"
+                        ))
+                        .at(location),
+                    );
+                    return None;
+                }
+                let action = if let Some(run) = &table.run {
+                    let shell = table.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
+                    Action::Command(Command::Shell {
+                        shell,
+                        script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
+                    })
+                } else if let Some(exec) = &table.exec {
+                    Action::Command(self.exec(exec, source, &location)?)
+                } else if let Some(edit) = &table.edit {
+                    Action::Edit(self.edit(edit, source)?)
+                } else if let Some(template) = &table.template {
+                    Action::Template(self.file_template(template, source, dir)?)
+                } else {
+                    return None;
+                };
+                self.action_names(&action, names);
+                let guard =
+                    table.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+                if let Some(guard) = &guard {
+                    self.guard(guard, names);
+                }
+                let cwd = self.optional_template(&table.cwd, source, names);
+                let env = self.env(&table.env, source, names);
+                let timeout = self.duration(table.timeout.as_ref(), source);
+                Some(Rollback::Action { action, guard, cwd, env, timeout })
+            }
+        }
+    }
+
+    fn optional_template(
+        &mut self,
+        raw: &Option<Spanned<String>>,
+        source: &Arc<Source>,
+        names: &Names<'_>,
+    ) -> Option<Template> {
+        raw.as_ref().map(|value| {
+            let template = Template::new(value.get_ref(), Quoting::Plain, Some(loc(source, value)));
+            self.template(&template, names);
+            template
+        })
+    }
+
+    fn env(
+        &mut self,
+        raw: &IndexMap<String, Spanned<String>>,
+        source: &Arc<Source>,
+        names: &Names<'_>,
+    ) -> Vec<(String, Template)> {
+        raw.iter()
+            .map(|(key, value)| {
+                let template = Template::new(value.get_ref(), Quoting::Plain, Some(loc(source, value)));
+                self.template(&template, names);
+                (key.clone(), template)
+            })
+            .collect()
+    }
+
+    fn duration(&mut self, raw: Option<&Spanned<String>>, source: &Arc<Source>) -> Option<Duration> {
+        let raw = raw?;
+        match humantime::parse_duration(raw.get_ref()) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                self.push(Diagnostic::error("a duration of zero").at(loc(source, raw)).help("write e.g. `\"90s\"` or `\"30m\"`"));
+                None
+            }
+            Err(error) => {
+                self.push(
+                    Diagnostic::error(format!("invalid duration `{}`: {error}", raw.get_ref()))
+                        .at(loc(source, raw))
+                        .help("write e.g. `\"90s\"`, `\"30m\"` or `\"1h 30m\"`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn action_names(&mut self, action: &Action, names: &Names<'_>) {
+        match action {
+            Action::Command(command) => self.command_names(command, names),
+            Action::Edit(edit) => {
+                self.template(&edit.path, names);
+                match &edit.kind {
+                    EditKind::Json(entries) => {
+                        for (_, value) in entries {
+                            self.value_names(value, edit.path.location.clone(), names);
+                        }
+                    }
+                    EditKind::Toml(entries) => {
+                        for (_, value) in entries {
+                            self.value_names(value, edit.path.location.clone(), names);
+                        }
+                    }
+                    EditKind::Line { replace, .. } => self.template(replace, names),
+                }
+            }
+            Action::Template(template) => {
+                self.template(&template.dest, names);
+                self.template(&template.content, names);
+            }
+            Action::Pause(message) => self.template(message, names),
+        }
+    }
+
+    fn command_names(&mut self, command: &Command, names: &Names<'_>) {
+        match command {
+            Command::Shell { script, .. } => self.template(script, names),
+            Command::Exec(argv) => {
+                for arg in argv {
+                    self.template(arg, names);
+                }
+            }
+        }
+    }
+
+    /// Checks the templates inside a value (every string in it is one).
+    fn value_names(&mut self, value: &serde_json::Value, location: Option<Location>, names: &Names<'_>) {
+        match value {
+            serde_json::Value::String(text) => {
+                self.template(&Template::new(text, Quoting::Plain, location), names);
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    self.value_names(item, location.clone(), names);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for item in map.values() {
+                    self.value_names(item, location.clone(), names);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn template(&mut self, template: &Template, names: &Names<'_>) {
+        match template.analyze() {
+            Ok(used) => self.names_used(&used, template, names),
+            Err(diagnostic) => self.push(diagnostic),
+        }
+    }
+
+    fn names_used(&mut self, used: &[String], template: &Template, names: &Names<'_>) {
+        let steps: &[String] = if names.steps_visible { &self.seen } else { &[] };
+        let found: Vec<Diagnostic> = used
+            .iter()
+            .filter_map(|name| undeclared(name, names, steps).map(|d| d.at_opt(locate_name(template, name))))
+            .collect();
+        self.diagnostics.extend(found);
+    }
+
+    fn guard(&mut self, guard: &Guard, names: &Names<'_>) {
+        match guard.analyze() {
+            Ok(used) => {
+                let template = Template::new(&guard.source, Quoting::Plain, guard.location.clone());
+                self.names_used(&used, &template, names);
+            }
+            Err(diagnostic) => self.push(diagnostic),
+        }
+    }
+}
+
+/// Why `name` (dotted, as minijinja lists it) is not declared, if it is not.
+fn undeclared(name: &str, names: &Names<'_>, steps: &[String]) -> Option<Diagnostic> {
+    let mut parts = name.split('.');
+    let first = parts.next().unwrap_or(name);
+    let second = parts.next();
+    let is_param = names.params.iter().any(|p| p == first);
+    if is_param || (names.vars.contains(first) && !BUILTINS.contains(&first)) {
+        return None;
+    }
+    let unknown_member = |kind: &str, member: &str, known: Vec<&str>| {
+        let mut diagnostic = Diagnostic::error(format!("undeclared {kind} `{member}`")).label("not declared");
+        if let Some(close) = did_you_mean(member, known.iter().copied()) {
+            diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+        } else if known.is_empty() {
+            diagnostic = diagnostic.help(format!("this playbook declares no {kind}s"));
+        } else {
+            diagnostic = diagnostic.help(format!(
+                "declared: {}",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Some(diagnostic)
+    };
+    match (first, second) {
+        ("vars", Some(var)) if !names.vars.contains(var) => {
+            unknown_member("variable", var, names.vars.iter().map(String::as_str).collect())
+        }
+        ("secrets", Some(secret)) if !names.secrets.contains(secret) => {
+            unknown_member("secret", secret, names.secrets.iter().map(String::as_str).collect())
+        }
+        ("requirements", Some(key)) if !names.requirements.contains(key) => {
+            unknown_member("requirement", key, names.requirements.iter().map(String::as_str).collect())
+        }
+        ("version", _) if !names.has_version => Some(
+            Diagnostic::error("`version` is used, but the playbook has no `[version]` table")
+                .label("needs `[version]`")
+                .help("declare `[version]` with `current`, `available` and `target`"),
+        ),
+        ("version", Some(field)) if !VERSION_FIELDS.contains(&field) => {
+            unknown_member("version field", field, VERSION_FIELDS.to_vec())
+        }
+        ("version", Some("current" | "target")) => match parts.next() {
+            Some(attribute) if !VERSION_ATTRIBUTES.contains(&attribute) => {
+                unknown_member("version attribute", attribute, VERSION_ATTRIBUTES.to_vec())
+            }
+            _ => None,
+        },
+        ("env", Some(field)) if field != "name" => unknown_member("environment field", field, vec!["name"]),
+        ("run", Some(field)) if !["id", "started_at"].contains(&field) => {
+            unknown_member("run field", field, vec!["id", "started_at"])
+        }
+        ("steps", Some(_)) => {
+            let rest: Vec<&str> = name.split('.').skip(1).collect();
+            // Included ids hold dots: try the longest id that prefixes the path.
+            let found = (1..=rest.len()).rev().find(|n| steps.iter().any(|id| *id == rest[..*n].join(".")));
+            match found {
+                Some(n) => match rest.get(n) {
+                    Some(field) if !STEP_FIELDS.contains(field) => {
+                        unknown_member("step field", field, STEP_FIELDS.to_vec())
+                    }
+                    _ => None,
+                },
+                None => {
+                    let id = rest[0];
+                    let mut diagnostic = Diagnostic::error(format!("`steps.{id}` is not an earlier step"))
+                        .label("no step with this id runs before here");
+                    if let Some(close) = did_you_mean(id, steps.iter().map(String::as_str)) {
+                        diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                    } else {
+                        diagnostic = diagnostic.help("a step can read the results of steps before it");
+                    }
+                    Some(diagnostic)
+                }
+            }
+        }
+        (builtin, _) if BUILTINS.contains(&builtin) => None,
+        _ => {
+            let candidates: Vec<&str> = names
+                .vars
+                .iter()
+                .map(String::as_str)
+                .chain(names.params.iter().map(String::as_str))
+                .chain(BUILTINS)
+                .collect();
+            let mut diagnostic = Diagnostic::error(format!("undeclared variable `{first}`")).label("not declared");
+            diagnostic = match did_you_mean(first, candidates.iter().copied()) {
+                Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                None => diagnostic.help(format!("declare it in `[vars]`: `{first} = …`")),
+            };
+            Some(diagnostic)
+        }
+    }
+}
+
+/// A secret's source as owned data (the environment's and the playbook's merge).
+#[derive(Debug, Clone)]
+struct RawSecretOwned {
+    env: Option<String>,
+    file: Option<String>,
+    command: Option<Vec<String>>,
+    required: Option<bool>,
+}
+
+fn owned_secret(secret: &Spanned<RawSecret>) -> Spanned<RawSecretOwned> {
+    let s = secret.get_ref();
+    Spanned::new(
+        secret.span(),
+        RawSecretOwned { env: s.env.clone(), file: s.file.clone(), command: s.command.clone(), required: s.required },
+    )
+}
+
+fn loc<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Location {
+    Location::new(source, spanned.span())
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Semver => "semver",
+        Scheme::Composer => "Composer",
+    }
+}
+
+/// TOML values as JSON values (datetimes become strings).
+pub(crate) fn to_json(value: &RawValue) -> serde_json::Value {
+    match value {
+        RawValue::String(s) => serde_json::Value::String(s.clone()),
+        RawValue::Integer(i) => serde_json::Value::from(*i),
+        RawValue::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        RawValue::Boolean(b) => serde_json::Value::Bool(*b),
+        RawValue::Datetime(d) => serde_json::Value::String(d.to_string()),
+        RawValue::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        RawValue::Table(table) => serde_json::Value::Object(table.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+fn list_environments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension().is_some_and(|e| e == "toml"))
+                .then(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .flatten()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// `path` made absolute against the working directory (without touching the disk).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        normalize(path)
+    } else {
+        normalize(&std::env::current_dir().unwrap_or_default().join(path))
+    }
+}
+
+/// Removes `.` and `..` components lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

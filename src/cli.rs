@@ -1,0 +1,159 @@
+//! The command line: clap's derive types and nothing else. What each command
+//! does lives in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run application upgrades written as TOML playbooks.
+#[derive(Debug, Parser)]
+#[command(name = "upshift", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where journals and locks live
+    #[arg(long, global = true, env = "UPSHIFT_STATE_DIR", default_value = ".upshift", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// More detail on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use color
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check playbooks; change nothing
+    Validate(ValidateArgs),
+    /// Show what `run` would do: readiness, versions, rendered steps, file diffs; change nothing
+    Plan(PlanArgs),
+    /// Execute a playbook (`--dry-run` is `plan`)
+    Run(RunArgs),
+    /// Diff the rendered plans of two environments or two revisions
+    Diff(DiffArgs),
+    /// Print the JSON Schema of the playbook format
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The schema of environment files instead
+    #[arg(long)]
+    pub environment: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Playbooks to check
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+}
+
+/// Where a playbook's variables come from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// Environment: reads `environments/NAME.toml` beside the playbook
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// An environment file at another place
+    #[arg(long, value_name = "PATH", conflicts_with = "env")]
+    pub env_file: Option<PathBuf>,
+    /// A TOML file of variable values
+    #[arg(long, value_name = "PATH")]
+    pub var_file: Vec<PathBuf>,
+    /// Set a variable (highest precedence)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The playbook
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectionArgs {
+    /// Pin the target version (must be available and satisfy `target`)
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// With `--to`: accept a version outside `target`
+    #[arg(long)]
+    pub force_version: bool,
+    /// Allow a change of major version
+    #[arg(long)]
+    pub allow_major: bool,
+    /// Allow a version older than the current one
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    /// Show the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The playbook
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Compare with this environment
+    #[arg(long, value_name = "NAME", required_unless_present = "against", conflicts_with = "against")]
+    pub against_env: Option<String>,
+    /// Compare with the playbook as committed at this git revision
+    #[arg(long, value_name = "GIT_REV")]
+    pub against: Option<String>,
+}

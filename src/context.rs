@@ -1,0 +1,182 @@
+//! The template context: the one place that decides what `{{ name }}` means
+//! (vars, `env`, `secrets`, `version`, `requirements`, `steps`, `run`, and
+//! include parameters), for `plan` and for `run` alike.
+//!
+//! Secrets enter as handles: masked unless the caller gave values (which only
+//! the engine does, to build a command it is about to execute).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
+
+use crate::playbook::{Playbook, Scope};
+use crate::select::Selection;
+use crate::template::{Quoting, RenderError, SecretHandle, Template};
+use crate::version::Version;
+
+/// What a step left for later steps (`steps.<id>.*`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub(crate) struct StepResult {
+    pub(crate) stdout: String,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) skipped: bool,
+}
+
+/// The values templates read.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    base: BTreeMap<String, Value>,
+    steps: BTreeMap<String, Value>,
+}
+
+impl Context {
+    /// The context of a playbook. `secret_values` reveal secrets (run only).
+    pub(crate) fn new(
+        playbook: &Playbook,
+        selection: Option<&Selection>,
+        secret_values: Option<&BTreeMap<String, String>>,
+        run: (&str, &str),
+    ) -> Context {
+        let mut base = BTreeMap::new();
+        for (key, value) in &playbook.vars {
+            base.insert(key.clone(), Value::from(Serde(value)));
+        }
+        base.insert("vars".to_owned(), Value::from(Serde(&playbook.vars)));
+        let mut env = BTreeMap::new();
+        env.insert("name", Value::from(playbook.environment.clone().unwrap_or_default()));
+        base.insert("env".to_owned(), Value::from(env));
+        let secrets: BTreeMap<String, Value> = playbook
+            .secrets
+            .keys()
+            .map(|name| {
+                let value = secret_values.and_then(|values| values.get(name).cloned());
+                (name.clone(), Value::from_object(SecretHandle { name: name.clone(), value }))
+            })
+            .collect();
+        base.insert("secrets".to_owned(), Value::from(secrets));
+        if let Some(selection) = selection {
+            let mut version = BTreeMap::new();
+            version.insert("current", Value::from_object(VersionValue(selection.current.clone())));
+            version.insert("target", Value::from_object(VersionValue(selection.target.clone())));
+            version.insert("change", Value::from(selection.change));
+            version.insert("scheme", Value::from(Serde(selection.scheme)));
+            version.insert(
+                "candidates",
+                Value::from(selection.candidates.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
+            );
+            base.insert("version".to_owned(), Value::from(version));
+            base.insert("requirements".to_owned(), Value::from(Serde(&selection.requirements)));
+        } else {
+            base.insert("requirements".to_owned(), Value::from(BTreeMap::<String, Value>::new()));
+        }
+        let mut run_info = BTreeMap::new();
+        run_info.insert("id", Value::from(run.0));
+        run_info.insert("started_at", Value::from(run.1));
+        base.insert("run".to_owned(), Value::from(run_info));
+        Context { base, steps: BTreeMap::new() }
+    }
+
+    pub(crate) fn set_step(&mut self, id: &str, result: &StepResult) {
+        self.steps.insert(id.to_owned(), Value::from(Serde(result)));
+    }
+
+    /// Marks a step whose results only `run` will know: reading them gives a placeholder.
+    pub(crate) fn set_step_unknown(&mut self, id: &str) {
+        self.steps.insert(id.to_owned(), Value::from_object(Unknown(format!("steps.{id}"))));
+    }
+
+    /// The context as seen inside `scope` (include parameters rendered in their parent scopes).
+    pub(crate) fn value(&self, scope: Option<&Arc<Scope>>) -> Result<Value, RenderError> {
+        let mut map = self.base.clone();
+        map.insert("steps".to_owned(), Value::from(self.steps.clone()));
+        if let Some(scope) = scope {
+            self.apply_scope(scope, &mut map)?;
+        }
+        Ok(Value::from(map))
+    }
+
+    fn apply_scope(&self, scope: &Arc<Scope>, map: &mut BTreeMap<String, Value>) -> Result<(), RenderError> {
+        if let Some(parent) = &scope.parent {
+            self.apply_scope(parent, map)?;
+        }
+        let parent_context = Value::from(map.clone());
+        for (key, value) in &scope.params {
+            let rendered = render_value(value, &parent_context, Some(&scope.location))?;
+            map.insert(key.clone(), Value::from(Serde(&rendered)));
+        }
+        Ok(())
+    }
+}
+
+/// Renders every string inside a JSON value as a plain template.
+pub(crate) fn render_value(
+    value: &serde_json::Value,
+    context: &Value,
+    location: Option<&crate::diagnostic::Location>,
+) -> Result<serde_json::Value, RenderError> {
+    Ok(match value {
+        serde_json::Value::String(text) => {
+            serde_json::Value::String(Template::new(text, Quoting::Plain, location.cloned()).render(context)?)
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(
+            items.iter().map(|item| render_value(item, context, location)).collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, context, location)?)))
+                .collect::<Result<_, RenderError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// A version in templates: renders as its text, with `.major` … `.stability`.
+#[derive(Debug)]
+struct VersionValue(Version);
+
+impl Object for VersionValue {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let v = &self.0;
+        Some(match key.as_str()? {
+            "major" => Value::from(v.major()),
+            "minor" => Value::from(v.minor()),
+            "patch" => Value::from(v.patch()),
+            "patch_level" => Value::from(v.patch_level()),
+            "stability" => Value::from(v.stability()),
+            "text" => Value::from(v.to_string()),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["major", "minor", "patch", "patch_level", "stability", "text"])
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A value only `run` will know: any attribute reads as `<steps.ID.ATTR>`.
+#[derive(Debug)]
+struct Unknown(String);
+
+impl Object for Unknown {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Unknown(format!("{}.{}", self.0, key))))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}

@@ -1,0 +1,380 @@
+//! upshift runs application upgrades written as TOML playbooks.
+//!
+//! The pipeline runs one way: TOML text → raw model (`raw`, `document`) →
+//! checked [`Playbook`] (`check`) → rendered `Plan` (`plan`) → reporters
+//! (`report`). This file holds the commands: each reads its inputs, drives the
+//! pipeline and maps the outcome to an exit code from DESIGN.md.
+
+mod check;
+mod cli;
+mod context;
+mod diagnostic;
+mod document;
+mod edit;
+mod plan;
+mod playbook;
+mod process;
+mod raw;
+mod readiness;
+mod report;
+mod schema;
+mod select;
+mod template;
+mod version;
+mod window;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+pub use check::{Inputs, load};
+pub use cli::{Cli, ColorChoice, Command, Format};
+pub use diagnostic::Diagnostic;
+pub use playbook::Playbook;
+pub use schema::{environment_schema, playbook_schema};
+
+use plan::{Plan, PlanError, PlanOptions};
+
+/// Exit codes, as DESIGN.md defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Success,
+    /// A step failed and everything was rolled back.
+    StepFailed,
+    /// Invalid playbook or usage.
+    Invalid,
+    /// Readiness checks failed; nothing changed.
+    NotReady,
+    /// A rollback failed; an operator must act.
+    RollbackIncomplete,
+    /// Another run holds the lock, or an unfinished run exists.
+    Locked,
+    /// Interrupted by a signal.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::StepFailed => 1,
+            Exit::Invalid => 2,
+            Exit::NotReady => 3,
+            Exit::RollbackIncomplete => 4,
+            Exit::Locked => 5,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+/// Runs one command line.
+pub fn run(cli: Cli) -> Exit {
+    init_tracing(cli.global.verbose);
+    let ui = Ui::new(&cli.global);
+    match cli.command {
+        Command::Validate(args) => validate(&ui, &args.playbooks, &inputs(&args.inputs)),
+        Command::Plan(args) => plan_command(&ui, &args.playbook, &inputs(&args.inputs), &args.selection),
+        Command::Run(args) if args.dry_run => plan_command(&ui, &args.playbook, &inputs(&args.inputs), &args.selection),
+        Command::Run(_) => {
+            ui.error("`run` without `--dry-run` is not available in this build: it can plan, not execute");
+            ui.help("`upshift plan PLAYBOOK` shows exactly what would run");
+            Exit::Invalid
+        }
+        Command::Diff(args) => diff_command(&ui, &args),
+        Command::Schema(args) => {
+            ui.stdout(&if args.environment { environment_schema() } else { playbook_schema() });
+            Exit::Success
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => "upshift=debug",
+        _ => "upshift=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn inputs(args: &cli::InputArgs) -> Inputs {
+    Inputs {
+        env: args.env.clone(),
+        env_file: args.env_file.clone(),
+        var_files: args.var_file.clone(),
+        vars: args.vars.clone(),
+    }
+}
+
+/// Where output goes and how it looks: stdout is the product, stderr the conversation.
+struct Ui {
+    format: Format,
+    quiet: bool,
+    color_out: bool,
+    color_err: bool,
+}
+
+impl Ui {
+    fn new(global: &cli::Global) -> Ui {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |terminal: bool| match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
+        };
+        Ui {
+            format: global.format,
+            quiet: global.quiet,
+            color_out: decide(std::io::stdout().is_terminal()),
+            color_err: decide(std::io::stderr().is_terminal()),
+        }
+    }
+
+    fn stdout(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn stderr(&self, text: &str) {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+
+    /// A cargo-style status line: a right-aligned verb, then the rest.
+    fn status(&self, verb: &str, rest: &str) {
+        if self.quiet {
+            return;
+        }
+        let (on, off) = if self.color_err { ("\x1b[1;32m", "\x1b[0m") } else { ("", "") };
+        self.stderr(&format!("{on}{verb:>12}{off} {rest}\n"));
+    }
+
+    fn error(&self, message: &str) {
+        let (on, off) = if self.color_err { ("\x1b[1;31m", "\x1b[0m") } else { ("", "") };
+        self.stderr(&format!("{on}error{off}: {message}\n"));
+    }
+
+    fn help(&self, message: &str) {
+        self.stderr(&format!("  = help: {message}\n"));
+    }
+
+    fn diagnostics(&self, diagnostics: &[Diagnostic]) {
+        self.stderr(&diagnostic::render_all(diagnostics, self.color_err));
+    }
+}
+
+fn validate(ui: &Ui, playbooks: &[PathBuf], inputs: &Inputs) -> Exit {
+    let mut exit = Exit::Success;
+    let mut reports = Vec::new();
+    for path in playbooks {
+        let display = diagnostic::display_path(path);
+        match load(path, inputs) {
+            Ok(playbook) => {
+                if ui.format == Format::Json {
+                    reports.push(serde_json::json!({ "file": display, "valid": true, "diagnostics": [] }));
+                } else {
+                    let checks = playbook.checks.len();
+                    ui.status(
+                        "Valid",
+                        &format!(
+                            "{display}: `{}`, {} step{}, {} finally, {checks} readiness check{}",
+                            playbook.name,
+                            playbook.steps.len(),
+                            if playbook.steps.len() == 1 { "" } else { "s" },
+                            playbook.finally.len(),
+                            if checks == 1 { "" } else { "s" },
+                        ),
+                    );
+                }
+            }
+            Err(diagnostics) => {
+                exit = Exit::Invalid;
+                if ui.format == Format::Json {
+                    let list: Vec<_> = diagnostics.iter().map(Diagnostic::to_json).collect();
+                    reports.push(serde_json::json!({ "file": display, "valid": false, "diagnostics": list }));
+                } else {
+                    ui.diagnostics(&diagnostics);
+                }
+            }
+        }
+    }
+    if ui.format == Format::Json {
+        let report = serde_json::json!({ "v": 1, "valid": exit == Exit::Success, "playbooks": reports });
+        ui.stdout(&format!("{}\n", serde_json::to_string_pretty(&report).expect("json serializes")));
+    }
+    exit
+}
+
+/// Loads and plans, reporting problems; `Err` carries the exit code.
+fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Exit> {
+    let playbook = load(path, inputs).map_err(|diagnostics| {
+        ui.diagnostics(&diagnostics);
+        Exit::Invalid
+    })?;
+    plan::plan(&playbook, options, &process::Local).map_err(|error| match error {
+        PlanError::Invalid(diagnostics) => {
+            ui.diagnostics(&diagnostics);
+            Exit::Invalid
+        }
+        PlanError::Version { message, usage } => {
+            ui.error(&format!("cannot choose a version: {message}"));
+            if usage {
+                Exit::Invalid
+            } else {
+                ui.help("nothing was changed");
+                Exit::NotReady
+            }
+        }
+    })
+}
+
+fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
+    PlanOptions { selection: selection.clone(), execute, now: clock() }
+}
+
+/// The instant windows are judged at: now, or `UPSHIFT_NOW` (RFC 3339) for tests and rehearsals.
+fn clock() -> Option<jiff::Timestamp> {
+    std::env::var("UPSHIFT_NOW").ok().and_then(|text| text.parse().ok())
+}
+
+fn plan_command(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::SelectionArgs) -> Exit {
+    let plan = match make_plan(ui, path, inputs, &plan_options(selection, true)) {
+        Ok(plan) => plan,
+        Err(exit) => return exit,
+    };
+    ui.stdout(&match ui.format {
+        Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
+        Format::Json => report::json(&plan),
+        Format::Markdown => report::markdown(&plan),
+    });
+    if plan.ready {
+        Exit::Success
+    } else {
+        let failed = plan.checks.iter().filter(|c| c.status == "failed").count();
+        let steps = plan.steps.iter().filter(|s| s.output.as_ref().is_some_and(|o| o.exit_code != Some(0))).count();
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!("{failed} readiness check{} failed", if failed == 1 { "" } else { "s" }));
+        }
+        if steps > 0 {
+            what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
+        }
+        ui.error(&format!("not ready: {}", what.join(", ")));
+        ui.help("nothing was changed; see the hints above");
+        Exit::NotReady
+    }
+}
+
+fn diff_command(ui: &Ui, args: &cli::DiffArgs) -> Exit {
+    let base = inputs(&args.inputs);
+    let options = plan_options(&cli::SelectionArgs::default(), false);
+    let left = match make_plan(ui, &args.playbook, &base, &options) {
+        Ok(plan) => plan,
+        Err(exit) => return exit,
+    };
+    let (right, left_name, right_name) = if let Some(env) = &args.against_env {
+        let other = Inputs { env: Some(env.clone()), env_file: None, ..base.clone() };
+        match make_plan(ui, &args.playbook, &other, &options) {
+            Ok(plan) => (plan, env_label(&base), format!("env {env}")),
+            Err(exit) => return exit,
+        }
+    } else if let Some(rev) = &args.against {
+        let checkout = match git_checkout(&args.playbook, rev) {
+            Ok(checkout) => checkout,
+            Err(message) => {
+                ui.error(&message);
+                return Exit::Invalid;
+            }
+        };
+        match make_plan(ui, &checkout.playbook, &base, &options) {
+            Ok(mut plan) => {
+                plan.file = left.file.clone();
+                (plan, format!("{rev}"), "working tree".to_owned())
+            }
+            Err(exit) => return exit,
+        }
+    } else {
+        ui.error("`diff` needs `--against-env NAME` or `--against GIT_REV`");
+        return Exit::Invalid;
+    };
+    // `--against REV` shows what changed since REV: the revision is the old side.
+    let (old, new, old_name, new_name) = if args.against.is_some() {
+        (&right, &left, left_name, right_name)
+    } else {
+        (&left, &right, left_name, right_name)
+    };
+    let style = report::Style::new(false);
+    let old_text = report::text(old, style);
+    let new_text = report::text(new, style);
+    match edit::diff(&old_text, &new_text, "plan") {
+        None => ui.status("Identical", &format!("the plans of {old_name} and {new_name} are the same")),
+        Some(_) => {
+            let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("plan ({old_name})"), &format!("plan ({new_name})"))
+                .to_string();
+            ui.stdout(&diff);
+        }
+    }
+    Exit::Success
+}
+
+fn env_label(inputs: &Inputs) -> String {
+    match (&inputs.env, &inputs.env_file) {
+        (Some(env), _) => format!("env {env}"),
+        (None, Some(file)) => format!("env file {}", file.display()),
+        (None, None) => "no env".to_owned(),
+    }
+}
+
+/// The playbook's directory as committed at a revision, in a temporary directory.
+struct Checkout {
+    _dir: tempfile::TempDir,
+    playbook: PathBuf,
+}
+
+fn git_checkout(playbook: &Path, rev: &str) -> Result<Checkout, String> {
+    let playbook = check::absolute(playbook);
+    let dir = playbook.parent().ok_or("the playbook has no directory")?;
+    let git = |args: &[&str]| {
+        duct::cmd("git", args)
+            .dir(dir)
+            .stderr_capture()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .map_err(|error| format!("cannot run git: {error}"))
+            .and_then(|output| {
+                if output.status.success() {
+                    Ok(output.stdout)
+                } else {
+                    Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+                }
+            })
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]).map_err(|why| format!("`{}` is not in a git repository: {why}", dir.display()))?;
+    let top = PathBuf::from(String::from_utf8_lossy(&top).trim());
+    let top = top.canonicalize().unwrap_or(top);
+    let dir_canonical = dir.canonicalize().map_err(|error| error.to_string())?;
+    let relative_dir = dir_canonical.strip_prefix(&top).map_err(|_| "the playbook is outside its repository")?;
+    let relative_playbook = relative_dir.join(playbook.file_name().ok_or("the playbook has no file name")?);
+    let tree = git(&["-C", &top.to_string_lossy(), "ls-tree", "-r", "--name-only", rev, "--", &relative_dir.to_string_lossy()])
+        .map_err(|why| format!("cannot read revision `{rev}`: {why}"))?;
+    let temp = tempfile::tempdir().map_err(|error| format!("cannot create a temporary directory: {error}"))?;
+    for file in String::from_utf8_lossy(&tree).lines() {
+        let content = git(&["-C", &top.to_string_lossy(), "show", &format!("{rev}:{file}")])
+            .map_err(|why| format!("cannot read `{file}` at `{rev}`: {why}"))?;
+        let target = temp.path().join(file);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| error.to_string())?;
+        }
+        std::fs::write(&target, content).map_err(|error| error.to_string())?;
+    }
+    let checked_out = temp.path().join(&relative_playbook);
+    if !checked_out.is_file() {
+        return Err(format!("`{}` does not exist at revision `{rev}`", relative_playbook.display()));
+    }
+    Ok(Checkout { _dir: temp, playbook: checked_out })
+}

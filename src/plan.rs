@@ -1,0 +1,593 @@
+//! `plan`: binds a checked playbook to a context and renders every step. It
+//! runs only what is read-only by contract (version probes, readiness checks,
+//! `read_only` steps), evaluates guards it can know, and computes the diff of
+//! every file an `edit` or `template` would change, without touching it.
+//!
+//! The `Plan` is data: reporters print it, `diff` compares two of them, and the
+//! engine executes the very same rendered steps.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cli::SelectionArgs;
+use crate::context::{Context, StepResult, render_value};
+use crate::diagnostic::Diagnostic;
+use crate::edit;
+use crate::playbook::{
+    Action, Check, Command, EditKind, Playbook, Rollback, SecretSource, Step, VersionSpec,
+};
+use crate::process::{CommandSpec, Executor};
+use crate::select::{self, Selection};
+use crate::template::{RenderError, Template};
+use crate::window::Verdict;
+
+/// The JSON shape's version; bump on incompatible changes.
+pub(crate) const PLAN_FORMAT: u32 = 1;
+
+/// Options of one plan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlanOptions {
+    pub(crate) selection: SelectionArgs,
+    /// Run readiness checks and read-only steps (false for `diff`, which compares definitions).
+    pub(crate) execute: bool,
+    /// The instant the window is judged at.
+    pub(crate) now: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Plan {
+    pub(crate) v: u32,
+    pub(crate) playbook: String,
+    pub(crate) description: Option<String>,
+    pub(crate) file: String,
+    /// Where the steps run (`local` today).
+    pub(crate) target: String,
+    pub(crate) environment: Option<String>,
+    pub(crate) fingerprint: String,
+    pub(crate) vars: IndexMap<String, serde_json::Value>,
+    pub(crate) secrets: Vec<SecretStatus>,
+    pub(crate) version: Option<VersionPlan>,
+    pub(crate) window: Option<Verdict>,
+    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) steps: Vec<PlannedStep>,
+    pub(crate) finally: Vec<PlannedStep>,
+    /// False when a readiness check or a read-only step failed: `run` would stop (exit 3).
+    pub(crate) ready: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SecretStatus {
+    pub(crate) name: String,
+    /// Where it comes from (`env MAGENTO_PUBLIC_KEY`), never its value.
+    pub(crate) source: String,
+    /// `true`/`false` when it can be told without reading the value; `null` for commands.
+    pub(crate) present: Option<bool>,
+    pub(crate) required: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct VersionPlan {
+    pub(crate) scheme: crate::version::Scheme,
+    pub(crate) current: String,
+    pub(crate) target_requirement: Option<String>,
+    /// Newest first, ten at most.
+    pub(crate) candidates: Vec<String>,
+    pub(crate) candidates_total: usize,
+    pub(crate) selected: String,
+    pub(crate) reason: String,
+    pub(crate) change: String,
+    pub(crate) passed_over: Vec<String>,
+    pub(crate) requirements: IndexMap<String, String>,
+    /// The `[[version.matrix]]` row the requirements came from.
+    pub(crate) matrix_row: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckResult {
+    pub(crate) name: String,
+    pub(crate) command: String,
+    /// `passed`, `failed`, `skipped` or `not-run`.
+    pub(crate) status: &'static str,
+    /// What was seen (trimmed first line of output, or why it failed).
+    pub(crate) observed: String,
+    pub(crate) hint: Option<String>,
+}
+
+/// What will happen to a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Status {
+    WillRun,
+    Skipped,
+    DecidedAtRunTime,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PlannedStep {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) status: Status,
+    pub(crate) reason: Option<String>,
+    pub(crate) action: PlannedAction,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: IndexMap<String, String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) retries: u32,
+    pub(crate) retry_delay: Option<String>,
+    pub(crate) rollback: PlannedRollback,
+    pub(crate) point_of_no_return: bool,
+    pub(crate) read_only: bool,
+    pub(crate) idempotent: bool,
+    pub(crate) continue_on_error: bool,
+    /// Hash of the rendered definition; `resume` compares it.
+    pub(crate) fingerprint: String,
+    /// The output of a read-only step executed by the plan.
+    pub(crate) output: Option<StepResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(crate) enum PlannedAction {
+    Run { shell: String, command: String },
+    Exec { argv: Vec<String> },
+    Edit { path: String, set: Vec<String>, diff: Option<String>, note: Option<String> },
+    Template { src: String, dest: String, mode: Option<String>, diff: Option<String>, note: Option<String> },
+    Pause { message: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub(crate) enum PlannedRollback {
+    /// Nothing to undo.
+    None,
+    /// The file is restored from its snapshot.
+    Restore,
+    /// Cannot be undone.
+    Irreversible,
+    Action {
+        action: PlannedAction,
+        when: Option<String>,
+        cwd: Option<String>,
+        env: IndexMap<String, String>,
+        timeout: Option<String>,
+    },
+}
+
+/// Why a plan could not be made.
+#[derive(Debug)]
+pub(crate) enum PlanError {
+    /// A template or guard failed to render (exit 2).
+    Invalid(Vec<Diagnostic>),
+    /// Version selection failed; `usage` for a bad `--to` (exit 2), else exit 3.
+    Version { message: String, usage: bool },
+}
+
+impl From<RenderError> for PlanError {
+    fn from(error: RenderError) -> PlanError {
+        PlanError::Invalid(vec![error.into_diagnostic()])
+    }
+}
+
+pub(crate) fn plan(playbook: &Playbook, options: &PlanOptions, executor: &dyn Executor) -> Result<Plan, PlanError> {
+    let planner = Planner { playbook, executor, options };
+    planner.plan()
+}
+
+struct Planner<'a> {
+    playbook: &'a Playbook,
+    executor: &'a dyn Executor,
+    options: &'a PlanOptions,
+}
+
+impl Planner<'_> {
+    fn plan(&self) -> Result<Plan, PlanError> {
+        let playbook = self.playbook;
+        let selection = match &playbook.version {
+            Some(spec) => Some(self.select(spec)?),
+            None => None,
+        };
+        let mut context = Context::new(playbook, selection.as_ref(), None, ("<run id>", "<run start>"));
+        let mut ready = true;
+
+        let mut checks = Vec::new();
+        let base = context.value(None)?;
+        for check in &playbook.checks {
+            let result = self.check(check, &base)?;
+            ready &= result.status != "failed";
+            checks.push(result);
+        }
+
+        let mut steps = Vec::new();
+        for step in &playbook.steps {
+            let planned = self.step(step, &mut context)?;
+            if let Some(output) = &planned.output
+                && output.exit_code != Some(0)
+                && !step.continue_on_error
+            {
+                ready = false;
+            }
+            steps.push(planned);
+        }
+        let mut finally = Vec::new();
+        for step in &playbook.finally {
+            finally.push(self.step(step, &mut context)?);
+        }
+
+        let window = playbook.window.as_ref().map(|w| w.verdict(&self.options.now.unwrap_or_else(jiff::Timestamp::now)));
+        Ok(Plan {
+            v: PLAN_FORMAT,
+            playbook: playbook.name.clone(),
+            description: playbook.description.clone(),
+            file: playbook.source.display.clone(),
+            target: self.executor.target().to_owned(),
+            environment: playbook.environment.clone(),
+            fingerprint: playbook.fingerprint[..16].to_owned(),
+            vars: playbook.vars.clone(),
+            secrets: playbook.secrets.iter().map(|(name, secret)| secret_status(name, secret)).collect(),
+            version: selection.map(|s| version_plan(&s)),
+            window,
+            checks,
+            steps,
+            finally,
+            ready,
+        })
+    }
+
+    fn select(&self, spec: &VersionSpec) -> Result<Selection, PlanError> {
+        let context = Context::new(self.playbook, None, None, ("<run id>", "<run start>")).value(None)?;
+        let render = |template: &Template| template.render(&context).map_err(|e| e.to_string());
+        let spec_for = |command: &Command, cwd: Option<String>| {
+            command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120))).map_err(|e| e.to_string())
+        };
+        let mut probe = |probe: &crate::playbook::Probe| select::run_probe(probe, self.executor, &render, &spec_for);
+        select::select(spec, &self.options.selection, &mut probe)
+            .map_err(|error| PlanError::Version { message: error.message, usage: error.usage })
+    }
+
+    fn check(&self, check: &Check, context: &minijinja::Value) -> Result<CheckResult, PlanError> {
+        let name = check.name.render(context)?;
+        let hint = check.hint.as_ref().map(|h| h.render(context)).transpose()?;
+        let cwd = check.cwd.as_ref().map(|c| c.render(context)).transpose()?;
+        let env = render_env(&check.env, context)?;
+        let spec = command_spec(&check.command, context, cwd.as_deref(), &env, Some(check.timeout))?;
+        let shown = describe_command(&check.command, context)?;
+        if let Some(guard) = &check.guard
+            && !guard.eval(context)?
+        {
+            return Ok(CheckResult {
+                name,
+                command: shown,
+                status: "skipped",
+                observed: format!("`{}` is false", guard.source),
+                hint: None,
+            });
+        }
+        if !self.options.execute {
+            return Ok(CheckResult { name, command: shown, status: "not-run", observed: String::new(), hint });
+        }
+        let output = match self.executor.run(&spec) {
+            Ok(output) => output,
+            Err(error) => {
+                return Ok(CheckResult {
+                    name,
+                    command: shown,
+                    status: "failed",
+                    observed: format!("could not start: {error}"),
+                    hint,
+                });
+            }
+        };
+        let verdict = crate::readiness::judge(&check.expect, &output, context)?;
+        Ok(CheckResult {
+            name,
+            command: shown,
+            status: if verdict.passed { "passed" } else { "failed" },
+            observed: verdict.observed,
+            hint: if verdict.passed { None } else { hint },
+        })
+    }
+
+    fn step(&self, step: &Step, context: &mut Context) -> Result<PlannedStep, PlanError> {
+        let id = step.id.as_str();
+        let value = context.value(step.scope.as_ref())?;
+        let (mut status, mut reason) = self.guards(step, context)?;
+        if status == Status::WillRun
+            && let Some(creates) = &step.creates
+        {
+            let path = creates.render(&value)?;
+            if resolve(&path).exists() {
+                status = Status::Skipped;
+                reason = Some(format!("`{path}` exists"));
+            }
+        }
+        let name = step.name.as_ref().map(|n| n.render(&value)).transpose()?;
+        let action = self.action(&step.action, &value, status == Status::WillRun)?;
+        let cwd = step.cwd.as_ref().map(|c| c.render(&value)).transpose()?;
+        let planned_cwd = cwd.clone();
+        let env = render_env(&step.env, &value)?;
+        let rollback = match &step.rollback {
+            Rollback::Nothing => PlannedRollback::None,
+            Rollback::Restore => PlannedRollback::Restore,
+            Rollback::Irreversible => PlannedRollback::Irreversible,
+            Rollback::Action { action, guard, cwd, env, timeout } => PlannedRollback::Action {
+                action: self.action(action, &value, false)?,
+                when: guard.as_ref().map(|g| g.source.clone()),
+                // A rollback runs where its step ran unless it says otherwise.
+                cwd: cwd.as_ref().map(|c| c.render(&value)).transpose()?.or_else(|| planned_cwd.clone()),
+                env: render_env(env, &value)?.into_iter().collect(),
+                timeout: timeout.map(|t| humantime::format_duration(t).to_string()),
+            },
+        };
+        let mut planned = PlannedStep {
+            id: id.to_owned(),
+            name,
+            status,
+            reason,
+            action,
+            cwd,
+            env: env.into_iter().collect(),
+            timeout: step.timeout.map(|t| humantime::format_duration(t).to_string()),
+            retries: step.retries,
+            retry_delay: (step.retries > 0).then(|| humantime::format_duration(step.retry_delay).to_string()),
+            rollback,
+            point_of_no_return: matches!(step.rollback, Rollback::Irreversible),
+            read_only: step.read_only,
+            idempotent: step.idempotent,
+            continue_on_error: step.continue_on_error,
+            fingerprint: String::new(),
+            output: None,
+        };
+        planned.fingerprint = fingerprint(&planned);
+
+        match planned.status {
+            Status::Skipped => {
+                context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
+            }
+            Status::WillRun if step.read_only && self.options.execute => {
+                let Action::Command(command) = &step.action else { unreachable_read_only() };
+                let spec = command_spec(command, &value, planned.cwd.as_deref(), &render_env(&step.env, &value)?, step.timeout)?;
+                let result = match self.executor.run(&spec) {
+                    Ok(output) => StepResult {
+                        stdout: output.stdout.trim().to_owned(),
+                        exit_code: output.exit_code,
+                        skipped: false,
+                    },
+                    Err(error) => StepResult { stdout: format!("could not start: {error}"), exit_code: None, skipped: false },
+                };
+                context.set_step(id, &result);
+                planned.output = Some(result);
+            }
+            _ => context.set_step_unknown(id),
+        }
+        Ok(planned)
+    }
+
+    /// Evaluates the guards that the plan can know.
+    fn guards(&self, step: &Step, context: &Context) -> Result<(Status, Option<String>), PlanError> {
+        for (guard, scope) in &step.guards {
+            let names = guard.analyze().map_err(|d| PlanError::Invalid(vec![d]))?;
+            let value = context.value(scope.as_ref())?;
+            let unknown = names.iter().find(|name| depends_on_unknown(name, &value));
+            if let Some(name) = unknown {
+                return Ok((Status::DecidedAtRunTime, Some(format!("`{}` reads `{name}`", guard.source))));
+            }
+            if !guard.eval(&value)? {
+                return Ok((Status::Skipped, Some(format!("`{}` is false", guard.source))));
+            }
+        }
+        Ok((Status::WillRun, None))
+    }
+
+    fn action(&self, action: &Action, context: &minijinja::Value, will_run: bool) -> Result<PlannedAction, PlanError> {
+        Ok(match action {
+            Action::Command(Command::Shell { shell, script }) => {
+                PlannedAction::Run { shell: shell.clone(), command: script.render(context)? }
+            }
+            Action::Command(Command::Exec(argv)) => PlannedAction::Exec {
+                argv: argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
+            },
+            Action::Edit(edit) => {
+                let path = edit.path.render(context)?;
+                let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
+                let (diff, note) = match std::fs::read_to_string(resolve(&path)) {
+                    Ok(old) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
+                        Ok(new) => match edit::diff(&old, &new, &path) {
+                            Some(diff) => (Some(diff), None),
+                            None => (None, Some("no change: the file already says this".to_owned())),
+                        },
+                        Err(why) => (None, Some(format!("cannot apply: {why}"))),
+                    },
+                    Err(error) if will_run => (None, Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error)))),
+                    Err(_) => (None, None),
+                };
+                PlannedAction::Edit { path, set, diff, note }
+            }
+            Action::Template(template) => {
+                let dest = template.dest.render(context)?;
+                let content = template.content.render(context)?;
+                let (diff, note) = match std::fs::read_to_string(resolve(&dest)) {
+                    Ok(old) => match edit::diff(&old, &content, &dest) {
+                        Some(diff) => (Some(diff), None),
+                        None => (None, Some("no change: the file already has this content".to_owned())),
+                    },
+                    Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
+                };
+                PlannedAction::Template {
+                    src: template.src.clone(),
+                    dest,
+                    mode: template.mode.map(|m| format!("{m:04o}")),
+                    diff,
+                    note,
+                }
+            }
+            Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
+        })
+    }
+}
+
+fn unreachable_read_only() -> ! {
+    panic!("internal error: `check` lets only commands be read-only")
+}
+
+/// True when `name` (dotted) reads a step result only `run` will know.
+fn depends_on_unknown(name: &str, context: &minijinja::Value) -> bool {
+    let Some(rest) = name.strip_prefix("steps.") else { return false };
+    let Ok(steps) = context.get_attr("steps") else { return false };
+    let parts: Vec<&str> = rest.split('.').collect();
+    // Included ids hold dots: find the longest known id.
+    for n in (1..=parts.len()).rev() {
+        let id = parts[..n].join(".");
+        if let Ok(step) = steps.get_attr(&id)
+            && !step.is_undefined()
+        {
+            return step.as_object().is_some_and(|o| o.repr() == minijinja::value::ObjectRepr::Plain);
+        }
+    }
+    false
+}
+
+/// Applies an edit to `old`; the outer error is a render error, the inner one a file that does not fit.
+pub(crate) fn apply_edit(
+    kind: &EditKind,
+    old: &str,
+    context: &minijinja::Value,
+    location: Option<&crate::diagnostic::Location>,
+) -> Result<Result<String, String>, RenderError> {
+    Ok(match kind {
+        EditKind::Json(entries) => {
+            let rendered: Vec<(String, serde_json::Value)> = entries
+                .iter()
+                .map(|(pointer, value)| Ok((pointer.clone(), render_value(value, context, location)?)))
+                .collect::<Result<_, RenderError>>()?;
+            edit::json(old, &rendered)
+        }
+        EditKind::Toml(entries) => {
+            let rendered: Vec<(Vec<String>, serde_json::Value)> = entries
+                .iter()
+                .map(|(path, value)| Ok((path.clone(), render_value(value, context, location)?)))
+                .collect::<Result<_, RenderError>>()?;
+            edit::toml(old, &rendered)
+        }
+        EditKind::Line { regex, replace } => Ok(edit::lines(old, regex, &replace.render(context)?)),
+    })
+}
+
+/// One line per change an edit makes (`/require/x = "2.4.7"`), rendered.
+fn describe_edit(
+    kind: &EditKind,
+    context: &minijinja::Value,
+    location: Option<&crate::diagnostic::Location>,
+) -> Result<Vec<String>, RenderError> {
+    Ok(match kind {
+        EditKind::Json(entries) => entries
+            .iter()
+            .map(|(pointer, value)| Ok(format!("{pointer} = {}", render_value(value, context, location)?)))
+            .collect::<Result<_, RenderError>>()?,
+        EditKind::Toml(entries) => entries
+            .iter()
+            .map(|(path, value)| Ok(format!("{} = {}", path.join("."), render_value(value, context, location)?)))
+            .collect::<Result<_, RenderError>>()?,
+        EditKind::Line { regex, replace } => {
+            vec![format!("lines matching `{regex}` become `{}`", replace.render(context)?)]
+        }
+    })
+}
+
+/// Resolves a run-time path against the directory upshift was started in.
+pub(crate) fn resolve(path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) }
+}
+
+pub(crate) fn render_env(
+    env: &[(String, Template)],
+    context: &minijinja::Value,
+) -> Result<Vec<(String, String)>, RenderError> {
+    env.iter().map(|(key, value)| Ok((key.clone(), value.render(context)?))).collect()
+}
+
+/// The rendered command line as people see it.
+fn describe_command(command: &Command, context: &minijinja::Value) -> Result<String, RenderError> {
+    Ok(match command {
+        Command::Shell { script, .. } => script.render(context)?,
+        Command::Exec(argv) => {
+            let argv: Vec<String> = argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?;
+            shell_words::join(argv)
+        }
+    })
+}
+
+/// Builds the spec of a command in a context.
+pub(crate) fn command_spec(
+    command: &Command,
+    context: &minijinja::Value,
+    cwd: Option<&str>,
+    env: &[(String, String)],
+    timeout: Option<Duration>,
+) -> Result<CommandSpec, RenderError> {
+    let argv = match command {
+        Command::Shell { shell, script } => vec![shell.clone(), "-c".to_owned(), script.render(context)?],
+        Command::Exec(argv) => argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
+    };
+    Ok(CommandSpec { argv, cwd: cwd.map(resolve), env: env.to_vec(), timeout })
+}
+
+fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
+    let (source, present) = match &secret.source {
+        SecretSource::Env(var) => (format!("env {var}"), Some(std::env::var_os(var).is_some_and(|v| !v.is_empty()))),
+        SecretSource::File(path) => (
+            format!("file {}", crate::diagnostic::display_path(path)),
+            Some(std::fs::File::open(path).is_ok()),
+        ),
+        SecretSource::Command(argv) => (format!("command {}", shell_words::join(argv)), None),
+    };
+    SecretStatus { name: name.to_owned(), source, present, required: secret.required }
+}
+
+fn version_plan(selection: &Selection) -> VersionPlan {
+    VersionPlan {
+        scheme: selection.scheme,
+        current: selection.current.to_string(),
+        target_requirement: selection.requirement.clone(),
+        candidates: selection.candidates.iter().take(10).map(|v| v.to_string()).collect(),
+        candidates_total: selection.candidates.len(),
+        selected: selection.target.to_string(),
+        reason: selection.reason.clone(),
+        change: selection.change.to_owned(),
+        passed_over: selection.passed_over.clone(),
+        requirements: selection.requirements.clone(),
+        matrix_row: selection.matrix_row.clone(),
+    }
+}
+
+/// Hash of a planned step's rendered definition (not of its status or output).
+fn fingerprint(step: &PlannedStep) -> String {
+    let definition = serde_json::json!({
+        "id": step.id,
+        "action": step.action_definition(),
+        "cwd": step.cwd,
+        "env": step.env,
+        "timeout": step.timeout,
+        "retries": step.retries,
+        "rollback": step.rollback,
+    });
+    let digest = Sha256::digest(definition.to_string().as_bytes());
+    crate::diagnostic::hex(&digest)[..16].to_owned()
+}
+
+impl PlannedStep {
+    /// The action without what depends on the current disk (diffs, notes).
+    fn action_definition(&self) -> serde_json::Value {
+        match &self.action {
+            PlannedAction::Edit { path, set, .. } => serde_json::json!({ "kind": "edit", "path": path, "set": set }),
+            PlannedAction::Template { src, dest, mode, .. } => {
+                serde_json::json!({ "kind": "template", "src": src, "dest": dest, "mode": mode })
+            }
+            other => serde_json::to_value(other).unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The validated playbook: what `check` produces and everything after it
+//! reads. Every template here compiled, every variable it reads is declared,
+//! every duration and requirement parsed, includes are expanded. Nothing here
+//! can be invalid, and nothing here has been rendered yet.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use regex::Regex;
+
+use crate::diagnostic::{Location, Source};
+use crate::template::{Guard, Template};
+use crate::version::{Requirement, Scheme};
+
+/// A step id: `[a-z0-9][a-z0-9_-]*`, or `outer.inner` for included steps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub(crate) struct StepId(String);
+
+impl StepId {
+    pub(crate) fn new(id: String) -> StepId {
+        StepId(id)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn is_valid(id: &str) -> bool {
+        let mut chars = id.chars();
+        chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A checked playbook, bound to one environment and its variables.
+#[derive(Debug)]
+pub struct Playbook {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) source: Arc<Source>,
+    /// The environment's name, if one was chosen.
+    pub(crate) environment: Option<String>,
+    /// Variables after every override, in declaration order.
+    pub(crate) vars: IndexMap<String, serde_json::Value>,
+    pub(crate) secrets: IndexMap<String, Secret>,
+    pub(crate) version: Option<VersionSpec>,
+    pub(crate) window: Option<WindowSpec>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) finally: Vec<Step>,
+    /// Hash of every file the playbook was read from.
+    pub(crate) fingerprint: String,
+}
+
+/// Where a secret comes from. Its value is never part of the playbook.
+#[derive(Debug, Clone)]
+pub(crate) struct Secret {
+    pub(crate) source: SecretSource,
+    pub(crate) required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum SecretSource {
+    Env(String),
+    File(PathBuf),
+    Command(Vec<String>),
+}
+
+/// The `[version]` table, checked.
+#[derive(Debug)]
+pub(crate) struct VersionSpec {
+    pub(crate) scheme: Scheme,
+    pub(crate) current: Probe,
+    pub(crate) available: Probe,
+    pub(crate) target: Option<(String, Requirement)>,
+    pub(crate) allow_major: bool,
+    pub(crate) allow_downgrade: bool,
+    pub(crate) allow_prerelease: bool,
+    pub(crate) matrix: Vec<MatrixRow>,
+}
+
+#[derive(Debug)]
+pub(crate) struct MatrixRow {
+    pub(crate) versions: String,
+    pub(crate) requirement: Requirement,
+    pub(crate) set: IndexMap<String, String>,
+}
+
+/// A read-only source of versions.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    Command { command: Command, cwd: Option<Template>, extract: Extract },
+    Value(Template),
+    List(Vec<String>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Extract {
+    Regex(Regex),
+    JsonPointer(String),
+    Whole,
+}
+
+/// A command: a shell string or an argv.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Shell { shell: String, script: Template },
+    Exec(Vec<Template>),
+}
+
+/// `[window]`, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct WindowSpec {
+    pub(crate) timezone: String,
+    pub(crate) allow: Vec<WindowRule>,
+}
+
+/// One `"sat 22:00-06:00"` rule; minutes from midnight; `end <= start` crosses midnight.
+#[derive(Debug, Clone)]
+pub(crate) struct WindowRule {
+    pub(crate) text: String,
+    /// 0 = Monday … 6 = Sunday.
+    pub(crate) weekday: u8,
+    pub(crate) start: u16,
+    pub(crate) end: u16,
+}
+
+/// A readiness check.
+#[derive(Debug)]
+pub(crate) struct Check {
+    pub(crate) name: Template,
+    pub(crate) command: Command,
+    pub(crate) expect: Expect,
+    pub(crate) hint: Option<Template>,
+    pub(crate) guard: Option<Guard>,
+    pub(crate) cwd: Option<Template>,
+    pub(crate) env: Vec<(String, Template)>,
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Expect {
+    pub(crate) exit: i32,
+    pub(crate) regex: Option<Regex>,
+    pub(crate) contains: Option<Template>,
+    pub(crate) equals: Option<Template>,
+    pub(crate) semver: Option<Template>,
+    pub(crate) min: Option<i64>,
+}
+
+/// Parameters an include was given, rendered in the scope around it.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    /// The include step's id: the prefix of the ids inside (`outer` in `outer.inner`).
+    pub(crate) id: String,
+    pub(crate) parent: Option<Arc<Scope>>,
+    /// Values; strings in them are templates of the parent scope.
+    pub(crate) params: IndexMap<String, serde_json::Value>,
+    pub(crate) location: Location,
+}
+
+/// A step, ready to be planned.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub(crate) id: StepId,
+    pub(crate) name: Option<Template>,
+    pub(crate) action: Action,
+    /// Guards of enclosing includes first, each with the scope it is evaluated in.
+    pub(crate) guards: Vec<(Guard, Option<Arc<Scope>>)>,
+    pub(crate) creates: Option<Template>,
+    pub(crate) cwd: Option<Template>,
+    pub(crate) env: Vec<(String, Template)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) retry_delay: Duration,
+    pub(crate) rollback: Rollback,
+    pub(crate) idempotent: bool,
+    pub(crate) read_only: bool,
+    pub(crate) continue_on_error: bool,
+    pub(crate) scope: Option<Arc<Scope>>,
+    pub(crate) location: Location,
+}
+
+/// What a step does.
+#[derive(Debug)]
+pub(crate) enum Action {
+    Command(Command),
+    Edit(Edit),
+    Template(FileTemplate),
+    Pause(Template),
+}
+
+impl Action {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Action::Command(Command::Shell { .. }) => "run",
+            Action::Command(Command::Exec(_)) => "exec",
+            Action::Edit(_) => "edit",
+            Action::Template(_) => "template",
+            Action::Pause(_) => "pause",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Edit {
+    pub(crate) path: Template,
+    pub(crate) kind: EditKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum EditKind {
+    /// JSON pointer → value (strings in values are templates).
+    Json(Vec<(String, serde_json::Value)>),
+    /// Dotted key path → value.
+    Toml(Vec<(Vec<String>, serde_json::Value)>),
+    Line { regex: Regex, replace: Template },
+}
+
+#[derive(Debug)]
+pub(crate) struct FileTemplate {
+    /// The template file as given (relative to the playbook).
+    pub(crate) src: String,
+    pub(crate) content: Template,
+    pub(crate) dest: Template,
+    pub(crate) mode: Option<u32>,
+}
+
+/// How a step is undone.
+#[derive(Debug)]
+pub(crate) enum Rollback {
+    /// Nothing given for a command step: nothing is undone.
+    Nothing,
+    /// `edit`/`template`: the file is restored from the snapshot taken before.
+    Restore,
+    /// `rollback = false`: cannot be undone; the point of no return.
+    Irreversible,
+    /// An action of its own.
+    Action {
+        action: Action,
+        guard: Option<Guard>,
+        cwd: Option<Template>,
+        env: Vec<(String, Template)>,
+        timeout: Option<Duration>,
+    },
+}

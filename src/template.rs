@@ -1,0 +1,300 @@
+//! Templates and guards: one minijinja environment, strict about undefined
+//! values, that shell-quotes every value interpolated into a `run` string
+//! (`{{ x | safe }}` opts out) and renders secret handles as a mask unless the
+//! handle carries its value.
+//!
+//! This module compiles, renders and evaluates; it does not know which names a
+//! playbook declares (that is `check`) or what a step means (that is `plan`).
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use minijinja::value::{Object, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+use crate::diagnostic::{Diagnostic, Location};
+
+/// How interpolated values are written into the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quoting {
+    /// A shell command: every value is quoted as one shell word.
+    Shell,
+    /// Anything else (argv elements, paths, file contents): values as they are.
+    Plain,
+}
+
+impl Quoting {
+    fn name(self) -> &'static str {
+        match self {
+            Quoting::Shell => "command.sh",
+            Quoting::Plain => "text",
+        }
+    }
+}
+
+/// A template string from a playbook, checked to compile.
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    pub(crate) source: String,
+    pub(crate) quoting: Quoting,
+    pub(crate) location: Option<Location>,
+}
+
+/// Why a render failed, with the place in the playbook.
+#[derive(Debug)]
+pub(crate) struct RenderError {
+    pub(crate) message: String,
+    pub(crate) location: Option<Location>,
+}
+
+impl RenderError {
+    pub(crate) fn into_diagnostic(self) -> Diagnostic {
+        Diagnostic::error(self.message).at_opt(self.location)
+    }
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(location) => write!(f, "{} (at {})", self.message, location.describe()),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Template {
+    pub(crate) fn new(source: &str, quoting: Quoting, location: Option<Location>) -> Template {
+        Template { source: source.to_owned(), quoting, location }
+    }
+
+    /// True when the text has no `{{`, `{%` or `{#`: rendering returns it as is.
+    pub(crate) fn is_literal(&self) -> bool {
+        !self.source.contains('{')
+    }
+
+    /// Compiles the template and lists the variables it reads (dotted, e.g.
+    /// `steps.backup.stdout`).
+    pub(crate) fn analyze(&self) -> Result<Vec<String>, Diagnostic> {
+        if self.is_literal() {
+            return Ok(Vec::new());
+        }
+        let template = engine()
+            .template_from_named_str(self.quoting.name(), &self.source)
+            .map_err(|error| self.diagnostic("template syntax error", &error))?;
+        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub(crate) fn render(&self, context: &Value) -> Result<String, RenderError> {
+        if self.is_literal() {
+            return Ok(self.source.clone());
+        }
+        engine()
+            .template_from_named_str(self.quoting.name(), &self.source)
+            .and_then(|template| template.render(context))
+            .map_err(|error| RenderError { message: describe_error(&error), location: self.narrow(&error) })
+    }
+
+    fn diagnostic(&self, what: &str, error: &minijinja::Error) -> Diagnostic {
+        Diagnostic::error(format!("{what}: {}", describe_error(error)))
+            .at_opt(self.narrow(error))
+            .label(error.detail().unwrap_or("here").to_owned())
+    }
+
+    /// The location of an error inside the template, when the TOML text holds
+    /// the template verbatim (no escapes); else the whole string.
+    fn narrow(&self, error: &minijinja::Error) -> Option<Location> {
+        let location = self.location.as_ref()?;
+        let range = error.range();
+        narrow_location(location, &self.source, range)
+    }
+}
+
+/// Points into a TOML string at `range` of its value when the value stands verbatim in the source.
+pub(crate) fn narrow_location(
+    location: &Location,
+    value: &str,
+    range: Option<std::ops::Range<usize>>,
+) -> Option<Location> {
+    let text = &location.source.text;
+    let span = location.span.clone();
+    let (Some(raw), Some(range)) = (text.get(span.clone()), range) else {
+        return Some(location.clone());
+    };
+    match raw.find(value) {
+        Some(offset) if !value.is_empty() => {
+            let start = span.start + offset + range.start.min(value.len());
+            let end = (span.start + offset + range.end.min(value.len())).max(start + 1);
+            Some(Location::new(&location.source, start..end.min(span.end)))
+        }
+        _ => Some(location.clone()),
+    }
+}
+
+/// Finds `name` (a variable) in the template text, for pointing at it.
+pub(crate) fn locate_name(template: &Template, name: &str) -> Option<Location> {
+    let location = template.location.as_ref()?;
+    let first = name.split('.').next().unwrap_or(name);
+    let bytes = template.source.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    while let Some(found) = template.source[from..].find(first) {
+        let start = from + found;
+        let end = start + first.len();
+        let before_ok = start == 0 || !is_ident(bytes[start - 1]) && bytes[start - 1] != b'.';
+        let after_ok = end == bytes.len() || !is_ident(bytes[end]);
+        if before_ok && after_ok {
+            let full = template.source[start..].find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            let full_end = full.map_or(template.source.len(), |n| start + n);
+            return narrow_location(location, &template.source, Some(start..full_end.max(end)));
+        }
+        from = end;
+    }
+    Some(location.clone())
+}
+
+/// A guard: a minijinja expression that decides whether a step runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    pub(crate) source: String,
+    pub(crate) location: Option<Location>,
+}
+
+impl Guard {
+    pub(crate) fn analyze(&self) -> Result<Vec<String>, Diagnostic> {
+        let expression = engine().compile_expression(&self.source).map_err(|error| {
+            Diagnostic::error(format!("guard does not compile: {}", describe_error(&error)))
+                .at_opt(self.location.as_ref().and_then(|l| narrow_location(l, &self.source, error.range())))
+                .label(error.detail().unwrap_or("here").to_owned())
+        })?;
+        let mut names: Vec<String> = expression.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Evaluates the guard; an error is never taken as `false`.
+    pub(crate) fn eval(&self, context: &Value) -> Result<bool, RenderError> {
+        engine()
+            .compile_expression(&self.source)
+            .and_then(|expression| expression.eval(context))
+            .map(|value| value.is_true())
+            .map_err(|error| RenderError {
+                message: format!("guard `{}` cannot be evaluated: {}", self.source, describe_error(&error)),
+                location: self.location.clone(),
+            })
+    }
+}
+
+/// minijinja's message without its location suffix (we print our own).
+fn describe_error(error: &minijinja::Error) -> String {
+    let kind = error.kind().to_string();
+    match error.detail() {
+        Some(detail) => format!("{kind}: {detail}"),
+        None => kind,
+    }
+}
+
+/// A secret in the template context. Without a value it renders as
+/// `<secret:NAME>`; with one (only while `run` executes a command) as the value.
+#[derive(Debug)]
+pub(crate) struct SecretHandle {
+    pub(crate) name: String,
+    pub(crate) value: Option<String>,
+}
+
+impl SecretHandle {
+    pub(crate) fn mask(name: &str) -> String {
+        format!("<secret:{name}>")
+    }
+
+    fn text(&self) -> String {
+        match &self.value {
+            Some(value) => value.clone(),
+            None => SecretHandle::mask(&self.name),
+        }
+    }
+}
+
+impl Object for SecretHandle {
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// Quotes `text` as one shell word (left bare when that is already safe).
+pub(crate) fn shell_quote(text: &str) -> String {
+    shell_words::quote(text).into_owned()
+}
+
+fn engine() -> &'static Environment<'static> {
+    static ENGINE: OnceLock<Environment<'static>> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".sh") { AutoEscape::Custom("shell".into()) } else { AutoEscape::None }
+        });
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
+        env.set_formatter(|out, state, value| {
+            let text = match value.downcast_object_ref::<SecretHandle>() {
+                Some(secret) => secret.text(),
+                None if value.is_none() => String::new(),
+                None => value.to_string(),
+            };
+            let quote = matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "shell");
+            if quote && !value.is_safe() {
+                out.write_str(&shell_quote(&text))?;
+            } else {
+                out.write_str(&text)?;
+            }
+            Ok(())
+        });
+        env.add_filter("quote", |value: Value| Value::from_safe_string(shell_quote(&value.to_string())));
+        env
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(source: &str, quoting: Quoting, context: Value) -> String {
+        Template::new(source, quoting, None).render(&context).unwrap()
+    }
+
+    #[test]
+    fn shell_strings_quote_every_value() {
+        let context = minijinja::context! { x => "x'; touch pwned; echo '", php => "php" };
+        assert_eq!(render("echo {{ x }}", Quoting::Shell, context.clone()), r#"echo 'x'\''; touch pwned; echo '\'''"#);
+        assert_eq!(render("{{ php }} -v", Quoting::Shell, context.clone()), "php -v");
+        assert_eq!(render("echo {{ x | safe }}", Quoting::Plain, context.clone()), "echo x'; touch pwned; echo '");
+        assert_eq!(render("{{ x }}", Quoting::Plain, context), "x'; touch pwned; echo '");
+    }
+
+    #[test]
+    fn secrets_render_masked_without_a_value() {
+        let secret = Value::from_object(SecretHandle { name: "key".into(), value: None });
+        let context = minijinja::context! { secrets => minijinja::context! { key => secret } };
+        assert_eq!(render("token {{ secrets.key }}", Quoting::Shell, context), "token '<secret:key>'");
+    }
+
+    #[test]
+    fn undefined_values_are_errors() {
+        let template = Template::new("echo {{ nope }}", Quoting::Shell, None);
+        assert!(template.render(&minijinja::context! {}).is_err());
+        let guard = Guard { source: "nope == 1".into(), location: None };
+        assert!(guard.eval(&minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn analyze_lists_nested_names() {
+        let template = Template::new("{{ steps.backup.stdout }} {{ root }}", Quoting::Shell, None);
+        assert_eq!(template.analyze().unwrap(), vec!["root".to_owned(), "steps.backup.stdout".to_owned()]);
+    }
+}
