@@ -19,12 +19,12 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 use crate::document;
 use crate::playbook::{
-    Action, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Playbook, Probe, Rollback,
-    Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
+    Action, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Playbook, Probe, Rollback, Scope,
+    Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
 };
 use crate::raw::{
-    RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate,
-    RawValue, RawVersion, RawWindow,
+    RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate, RawValue,
+    RawVersion, RawWindow,
 };
 use crate::template::{Guard, Quoting, Template, locate_name};
 use crate::version::Scheme;
@@ -157,9 +157,10 @@ impl Checker {
         let mut window_raw = raw.window.as_ref().map(|w| (w, Arc::clone(&source)));
         let mut declared: BTreeSet<String> = vars.keys().cloned().collect();
         let environments = self.environments(&dir, inputs);
-        let environment_name = inputs.env.clone().or_else(|| {
-            inputs.env_file.as_ref().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        });
+        let environment_name = inputs
+            .env
+            .clone()
+            .or_else(|| inputs.env_file.as_ref().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())));
         let bound = inputs.env.is_some() || inputs.env_file.is_some();
         for (env_source, env) in &environments {
             for (key, value) in &env.vars {
@@ -263,11 +264,13 @@ impl Checker {
                     .label("this upshift reads format 1")
                     .help("write `format = 1`"),
             ),
-            None => self.push(
-                Diagnostic::error("missing key `format`")
-                    .at(Location::new(source, 0..0))
-                    .help(if playbook { "start the playbook with `format = 1`" } else { "start the file with `format = 1`" }),
-            ),
+            None => {
+                self.push(Diagnostic::error("missing key `format`").at(Location::new(source, 0..0)).help(if playbook {
+                    "start the playbook with `format = 1`"
+                } else {
+                    "start the file with `format = 1`"
+                }))
+            }
         }
     }
 
@@ -276,11 +279,15 @@ impl Checker {
         match semver::VersionReq::parse(requires.get_ref()) {
             Ok(req) if req.matches(&ours) => {}
             Ok(_) => self.push(
-                Diagnostic::error(format!("this playbook requires upshift `{}`, and this is upshift {ours}", requires.get_ref()))
-                    .at(loc(source, requires)),
+                Diagnostic::error(format!(
+                    "this playbook requires upshift `{}`, and this is upshift {ours}",
+                    requires.get_ref()
+                ))
+                .at(loc(source, requires)),
             ),
             Err(error) => self.push(
-                Diagnostic::error(format!("`requires` is not a version requirement: {error}")).at(loc(source, requires)),
+                Diagnostic::error(format!("`requires` is not a version requirement: {error}"))
+                    .at(loc(source, requires)),
             ),
         }
     }
@@ -313,7 +320,9 @@ impl Checker {
         };
         let mut out = Vec::new();
         for path in paths {
-            let Some(source) = self.read(&path, "environment file", None) else { continue };
+            let Some(source) = self.read(&path, "environment file", None) else {
+                continue;
+            };
             match document::parse::<RawEnvironment, RawSecret>(&source, &[]) {
                 Ok(env) => out.push((source, env)),
                 Err(diagnostics) => self.diagnostics.extend(diagnostics),
@@ -323,7 +332,9 @@ impl Checker {
     }
 
     fn var_file(&mut self, path: &Path, vars: &mut IndexMap<String, serde_json::Value>, declared: &BTreeSet<String>) {
-        let Some(source) = self.read(&absolute(path), "var file", None) else { return };
+        let Some(source) = self.read(&absolute(path), "var file", None) else {
+            return;
+        };
         match toml::from_str::<IndexMap<String, Spanned<RawValue>>>(&source.text) {
             Ok(table) => {
                 for (key, value) in table {
@@ -340,7 +351,8 @@ impl Checker {
                 }
             }
             Err(error) => {
-                let diagnostic = Diagnostic::error(format!("invalid var file: {}", error.message().trim_end_matches('.')));
+                let diagnostic =
+                    Diagnostic::error(format!("invalid var file: {}", error.message().trim_end_matches('.')));
                 self.push(match error.span() {
                     Some(span) => diagnostic.at(Location::new(&source, span)),
                     None => diagnostic,
@@ -367,7 +379,9 @@ impl Checker {
             }
             if let Some(command) = &s.command {
                 if command.is_empty() {
-                    self.push(Diagnostic::error(format!("secret `{name}` has an empty `command`")).at(location.clone()));
+                    self.push(
+                        Diagnostic::error(format!("secret `{name}` has an empty `command`")).at(location.clone()),
+                    );
                     continue;
                 }
                 given.push(SecretSource::Command(command.clone()));
@@ -422,8 +436,11 @@ impl Checker {
                     matrix.push(MatrixRow { versions: r.versions.get_ref().clone(), requirement, set: r.set.clone() })
                 }
                 Err(reason) => self.push(
-                    Diagnostic::error(format!("matrix `versions` is not a {} requirement: {reason}", scheme_name(scheme)))
-                        .at(loc(source, &r.versions)),
+                    Diagnostic::error(format!(
+                        "matrix `versions` is not a {} requirement: {reason}",
+                        scheme_name(scheme)
+                    ))
+                    .at(loc(source, &r.versions)),
                 ),
             }
         }
@@ -456,7 +473,8 @@ impl Checker {
         };
         let location = Location::new(source, raw.span());
         let p = raw.get_ref();
-        let count = [p.run.is_some(), p.exec.is_some(), p.value.is_some(), p.list.is_some()].iter().filter(|x| **x).count();
+        let count =
+            [p.run.is_some(), p.exec.is_some(), p.value.is_some(), p.list.is_some()].iter().filter(|x| **x).count();
         if count != 1 {
             self.push(
                 Diagnostic::error(format!("`version.{what}` needs exactly one of `run`, `exec`, `value`, `list`"))
@@ -607,7 +625,7 @@ impl Checker {
         if let Some(hint) = &hint {
             self.template(hint, names);
         }
-        let guard = c.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+        let guard = c.when.as_ref().map(|w| Guard::new(w.get_ref(), Some(loc(source, w))));
         if let Some(guard) = &guard {
             self.guard(guard, names);
         }
@@ -643,9 +661,7 @@ impl Checker {
         let location = Location::new(source, raw.span());
         let s = raw.get_ref();
         let Some(id) = &s.id else {
-            self.push(
-                Diagnostic::error("step has no `id`").at(location).help("give every step a unique `id = \"…\"`"),
-            );
+            self.push(Diagnostic::error("step has no `id`").at(location).help("give every step a unique `id = \"…\"`"));
             return;
         };
         let id_location = loc(source, id);
@@ -709,7 +725,7 @@ impl Checker {
             self.push(Diagnostic::error("`shell` is only for `run` steps").at(id_location.clone()));
         }
 
-        let guard = s.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+        let guard = s.when.as_ref().map(|w| Guard::new(w.get_ref(), Some(loc(source, w))));
         if let Some(guard) = &guard {
             self.guard(guard, names);
         }
@@ -728,25 +744,31 @@ impl Checker {
             let shell = s.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
             Action::Command(Command::Shell { shell, script })
         } else if let Some(exec) = &s.exec {
-            let Some(command) = self.exec(exec, source, &id_location) else { return };
+            let Some(command) = self.exec(exec, source, &id_location) else {
+                return;
+            };
             Action::Command(command)
         } else if let Some(edit) = &s.edit {
-            let Some(edit) = self.edit(edit, source) else { return };
+            let Some(edit) = self.edit(edit, source) else {
+                return;
+            };
             Action::Edit(edit)
         } else if let Some(template) = &s.template {
-            let Some(template) = self.file_template(template, source, dir) else { return };
+            let Some(template) = self.file_template(template, source, dir) else {
+                return;
+            };
             Action::Template(template)
         } else if let Some(pause) = &s.pause {
             Action::Pause(Template::new(pause.get_ref(), Quoting::Plain, Some(loc(source, pause))))
         } else {
             return;
         };
-        self.action_names(&action, &names);
+        self.action_names(&action, names);
 
-        let name = self.optional_template(&s.name, source, &names);
-        let creates = self.optional_template(&s.creates, source, &names);
-        let cwd = self.optional_template(&s.cwd, source, &names);
-        let env = self.env(&s.env, source, &names);
+        let name = self.optional_template(&s.name, source, names);
+        let creates = self.optional_template(&s.creates, source, names);
+        let cwd = self.optional_template(&s.cwd, source, names);
+        let env = self.env(&s.env, source, names);
         let timeout = self.duration(s.timeout.as_ref(), source);
         let retry_delay = self.duration(s.retry_delay.as_ref(), source).unwrap_or(Duration::from_secs(1));
         let is_command = matches!(action, Action::Command(_));
@@ -761,14 +783,17 @@ impl Checker {
         }
         if (s.retries.is_some() || s.retry_delay.is_some()) && !is_command {
             self.push(
-                Diagnostic::error(format!("`retries` only apply to commands, and step `{full_id}` is `{}`", action.kind()))
-                    .at(id_location.clone()),
+                Diagnostic::error(format!(
+                    "`retries` only apply to commands, and step `{full_id}` is `{}`",
+                    action.kind()
+                ))
+                .at(id_location.clone()),
             );
         }
         let rollback = match &s.rollback {
             None if is_file => Rollback::Restore,
             None => Rollback::Nothing,
-            Some(rollback) => self.rollback(rollback, source, dir, &names).unwrap_or(Rollback::Nothing),
+            Some(rollback) => self.rollback(rollback, source, dir, names).unwrap_or(Rollback::Nothing),
         };
         if read_only && !matches!(rollback, Rollback::Nothing) {
             self.push(
@@ -843,7 +868,9 @@ impl Checker {
             );
             return;
         }
-        let Some(inner_source) = self.read(&path, "include", Some(at.clone())) else { return };
+        let Some(inner_source) = self.read(&path, "include", Some(at.clone())) else {
+            return;
+        };
         let raw = match document::parse::<RawPlaybook, RawStep>(&inner_source, &["step"]) {
             Ok(raw) => raw,
             Err(diagnostics) => {
@@ -887,12 +914,9 @@ impl Checker {
             raw.params.iter().map(|(k, v)| (k.clone(), to_json(v.get_ref()))).collect();
         for (key, value) in &s.with {
             if !raw.params.contains_key(key.get_ref()) {
-                let mut diagnostic = Diagnostic::error(format!(
-                    "`{}` is not a parameter of `{}`",
-                    key.get_ref(),
-                    include.get_ref()
-                ))
-                .at(loc(source, key));
+                let mut diagnostic =
+                    Diagnostic::error(format!("`{}` is not a parameter of `{}`", key.get_ref(), include.get_ref()))
+                        .at(loc(source, key));
                 diagnostic = match did_you_mean(key.get_ref(), raw.params.keys().map(String::as_str)) {
                     Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
                     None if raw.params.is_empty() => diagnostic.help("that file declares no `[params]`"),
@@ -963,7 +987,9 @@ impl Checker {
             for (key, value) in toml {
                 let path: Vec<String> = key.get_ref().split('.').map(str::to_owned).collect();
                 if path.iter().any(String::is_empty) {
-                    self.push(Diagnostic::error(format!("`{}` is not a dotted key", key.get_ref())).at(loc(source, key)));
+                    self.push(
+                        Diagnostic::error(format!("`{}` is not a dotted key", key.get_ref())).at(loc(source, key)),
+                    );
                     continue;
                 }
                 entries.push((path, to_json(value.get_ref())));
@@ -972,7 +998,10 @@ impl Checker {
         } else if let Some(line) = &e.line {
             let l = line.get_ref();
             let regex = self.regex(&l.regex, source)?;
-            EditKind::Line { regex, replace: Template::new(l.replace.get_ref(), Quoting::Plain, Some(loc(source, &l.replace))) }
+            EditKind::Line {
+                regex,
+                replace: Template::new(l.replace.get_ref(), Quoting::Plain, Some(loc(source, &l.replace))),
+            }
         } else {
             return None;
         };
@@ -1028,7 +1057,7 @@ impl Checker {
                 let script = Template::new(script, Quoting::Shell, Some(location));
                 self.template(&script, names);
                 Some(Rollback::Action {
-                    action: Action::Command(Command::Shell { shell: "sh".to_owned(), script }),
+                    action: Box::new(Action::Command(Command::Shell { shell: "sh".to_owned(), script })),
                     guard: None,
                     cwd: None,
                     env: Vec::new(),
@@ -1065,15 +1094,14 @@ impl Checker {
                     return None;
                 };
                 self.action_names(&action, names);
-                let guard =
-                    table.when.as_ref().map(|w| Guard { source: w.get_ref().clone(), location: Some(loc(source, w)) });
+                let guard = table.when.as_ref().map(|w| Guard::new(w.get_ref(), Some(loc(source, w))));
                 if let Some(guard) = &guard {
                     self.guard(guard, names);
                 }
                 let cwd = self.optional_template(&table.cwd, source, names);
                 let env = self.env(&table.env, source, names);
                 let timeout = self.duration(table.timeout.as_ref(), source);
-                Some(Rollback::Action { action, guard, cwd, env, timeout })
+                Some(Rollback::Action { action: Box::new(action), guard, cwd, env, timeout })
             }
         }
     }
@@ -1111,7 +1139,11 @@ impl Checker {
         match humantime::parse_duration(raw.get_ref()) {
             Ok(duration) if !duration.is_zero() => Some(duration),
             Ok(_) => {
-                self.push(Diagnostic::error("a duration of zero").at(loc(source, raw)).help("write e.g. `\"90s\"` or `\"30m\"`"));
+                self.push(
+                    Diagnostic::error("a duration of zero")
+                        .at(loc(source, raw))
+                        .help("write e.g. `\"90s\"` or `\"30m\"`"),
+                );
                 None
             }
             Err(error) => {
@@ -1226,10 +1258,8 @@ fn undeclared(name: &str, names: &Names<'_>, steps: &[String]) -> Option<Diagnos
         } else if known.is_empty() {
             diagnostic = diagnostic.help(format!("this playbook declares no {kind}s"));
         } else {
-            diagnostic = diagnostic.help(format!(
-                "declared: {}",
-                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-            ));
+            diagnostic = diagnostic
+                .help(format!("declared: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")));
         }
         Some(diagnostic)
     };
@@ -1337,11 +1367,15 @@ pub(crate) fn to_json(value: &RawValue) -> serde_json::Value {
     match value {
         RawValue::String(s) => serde_json::Value::String(s.clone()),
         RawValue::Integer(i) => serde_json::Value::from(*i),
-        RawValue::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        RawValue::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
         RawValue::Boolean(b) => serde_json::Value::Bool(*b),
         RawValue::Datetime(d) => serde_json::Value::String(d.to_string()),
         RawValue::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        RawValue::Table(table) => serde_json::Value::Object(table.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        RawValue::Table(table) => {
+            serde_json::Value::Object(table.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
     }
 }
 

@@ -18,7 +18,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Where journals and locks live
-    #[arg(long, global = true, env = "UPSHIFT_STATE_DIR", default_value = ".upshift", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "UPSHIFT_STATE_DIR",
+        hide_env_values = true,
+        default_value = ".upshift",
+        value_name = "DIR"
+    )]
     pub state_dir: PathBuf,
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 
@@ -25,10 +25,31 @@ pub(crate) struct StepResult {
 }
 
 /// The values templates read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Context {
     base: BTreeMap<String, Value>,
-    steps: BTreeMap<String, Value>,
+    /// `base` plus `steps` as one value, built once: outside includes every
+    /// template reads this same value.
+    root: Value,
+    /// Shared with every context value handed out: later steps see new results
+    /// without copying the map (plans have thousands of steps).
+    steps: Arc<Steps>,
+}
+
+/// `steps.*`: a live view of the results so far.
+#[derive(Debug, Default)]
+struct Steps(RwLock<BTreeMap<String, Value>>);
+
+impl Object for Steps {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let map = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key.as_str()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let map = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Enumerator::Values(map.keys().map(|k| Value::from(k.as_str())).collect())
+    }
 }
 
 impl Context {
@@ -75,25 +96,34 @@ impl Context {
         run_info.insert("id", Value::from(run.0));
         run_info.insert("started_at", Value::from(run.1));
         base.insert("run".to_owned(), Value::from(run_info));
-        Context { base, steps: BTreeMap::new() }
+        let steps: Arc<Steps> = Arc::default();
+        let mut root = base.clone();
+        root.insert("steps".to_owned(), Value::from_dyn_object(steps.clone()));
+        Context { base, root: Value::from(root), steps }
     }
 
     pub(crate) fn set_step(&mut self, id: &str, result: &StepResult) {
-        self.steps.insert(id.to_owned(), Value::from(Serde(result)));
+        self.insert_step(id, Value::from(Serde(result)));
+    }
+
+    fn insert_step(&mut self, id: &str, value: Value) {
+        let mut map = self.steps.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(id.to_owned(), value);
     }
 
     /// Marks a step whose results only `run` will know: reading them gives a placeholder.
     pub(crate) fn set_step_unknown(&mut self, id: &str) {
-        self.steps.insert(id.to_owned(), Value::from_object(Unknown(format!("steps.{id}"))));
+        self.insert_step(id, Value::from_object(Unknown(format!("steps.{id}"))));
     }
 
     /// The context as seen inside `scope` (include parameters rendered in their parent scopes).
     pub(crate) fn value(&self, scope: Option<&Arc<Scope>>) -> Result<Value, RenderError> {
+        let Some(scope) = scope else {
+            return Ok(self.root.clone());
+        };
         let mut map = self.base.clone();
-        map.insert("steps".to_owned(), Value::from(self.steps.clone()));
-        if let Some(scope) = scope {
-            self.apply_scope(scope, &mut map)?;
-        }
+        map.insert("steps".to_owned(), Value::from_dyn_object(self.steps.clone()));
+        self.apply_scope(scope, &mut map)?;
         Ok(Value::from(map))
     }
 

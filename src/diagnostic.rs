@@ -125,9 +125,7 @@ impl Diagnostic {
                 Some(label) => annotation.label(label.as_str()),
                 None => annotation,
             };
-            title = title.element(
-                Snippet::source(text).path(location.source.display.as_str()).annotation(annotation),
-            );
+            title = title.element(Snippet::source(text).path(location.source.display.as_str()).annotation(annotation));
         }
         let mut groups = vec![title];
         for note in &self.notes {
@@ -145,13 +143,7 @@ impl Diagnostic {
             Some(location) => {
                 let (line, column) = location.source.line_col(location.span.start);
                 let (end_line, end_column) = location.source.line_col(location.span.end);
-                (
-                    Some(location.source.display.clone()),
-                    Some(line),
-                    Some(column),
-                    Some(end_line),
-                    Some(end_column),
-                )
+                (Some(location.source.display.clone()), Some(line), Some(column), Some(end_line), Some(end_column))
             }
             None => (None, None, None, None, None),
         };
@@ -204,7 +196,13 @@ pub(crate) fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
 
 /// Lowercase hex of bytes (for fingerprints).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    out
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to suggest.
@@ -212,7 +210,7 @@ pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = 
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
+        .filter(|(score, _)| *score > 0.86)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)
 }

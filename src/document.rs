@@ -49,11 +49,12 @@ pub(crate) fn parse<T: DeserializeOwned, E: DeserializeOwned>(
     if !errors.is_empty() {
         return Err(errors.iter().map(|error| syntax_diagnostic(source, error)).collect());
     }
-    let whole = T::deserialize(toml::de::Deserializer::from(document.clone()));
-    let first = match whole {
+    let first = match T::deserialize(toml::de::Deserializer::from(document)) {
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
+    // The slow path, for a broken file only: parse again and try piece by piece.
+    let (document, _) = DeTable::parse_recoverable(&source.text);
     let mut diagnostics = Vec::new();
     let mut rest: Vec<(toml::Spanned<DeValue<'_>>, &str)> = Vec::new();
     let mut top = document.clone();
@@ -102,7 +103,8 @@ fn serde_diagnostic(source: &Arc<Source>, error: &toml::de::Error) -> Diagnostic
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        let diagnostic = Diagnostic::error(format!("unknown key `{name}`")).at_opt(location).label("not a known key here");
+        let diagnostic =
+            Diagnostic::error(format!("unknown key `{name}`")).at_opt(location).label("not a known key here");
         return match did_you_mean(name, candidates.iter().copied()) {
             Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
             None if !candidates.is_empty() => diagnostic.help(format!(
@@ -116,6 +118,9 @@ fn serde_diagnostic(source: &Arc<Source>, error: &toml::de::Error) -> Diagnostic
         let name = rest.split('`').next().unwrap_or(rest);
         return Diagnostic::error(format!("missing key `{name}`")).at_opt(location).label("in this table");
     }
+    let message = message
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected i64", "expected a whole number");
     Diagnostic::error(message).at_opt(location).label("here")
 }
 
@@ -134,7 +139,9 @@ mod tests {
 
     #[test]
     fn reports_an_unknown_key_in_every_step() {
-        let found = errors("format = 1\nname = \"x\"\n[[step]]\nid = \"a\"\nrollbak = \"x\"\n[[step]]\nid = \"b\"\nrunn = \"x\"\n");
+        let found = errors(
+            "format = 1\nname = \"x\"\n[[step]]\nid = \"a\"\nrollbak = \"x\"\n[[step]]\nid = \"b\"\nrunn = \"x\"\n",
+        );
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].contains("unknown key `rollbak`") && found[0].contains("did you mean `rollback`?"));
         assert!(found[1].contains("unknown key `runn`") && found[1].contains("did you mean `run`?"));

@@ -41,10 +41,13 @@ fn set_pointer(document: &mut Value, pointer: &str, value: Value) -> Result<(), 
         current = match current {
             Value::Object(map) => map.entry(token.clone()).or_insert_with(|| Value::Object(Default::default())),
             Value::Array(items) => {
-                let index: usize = token.parse().map_err(|_| format!("`{pointer}`: `{token}` is not an array index"))?;
+                let index: usize =
+                    token.parse().map_err(|_| format!("`{pointer}`: `{token}` is not an array index"))?;
                 items.get_mut(index).ok_or_else(|| format!("`{pointer}`: index {index} is out of range"))?
             }
-            _ => return Err(format!("`{pointer}`: `{token}` is inside a value that is not an object or array")),
+            _ => {
+                return Err(format!("`{pointer}`: `{token}` is inside a value that is not an object or array"));
+            }
         };
     }
     match current {

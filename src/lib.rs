@@ -290,7 +290,7 @@ fn diff_command(ui: &Ui, args: &cli::DiffArgs) -> Exit {
         match make_plan(ui, &checkout.playbook, &base, &options) {
             Ok(mut plan) => {
                 plan.file = left.file.clone();
-                (plan, format!("{rev}"), "working tree".to_owned())
+                (plan, rev.clone(), "working tree".to_owned())
             }
             Err(exit) => return exit,
         }
@@ -354,13 +354,15 @@ fn git_checkout(playbook: &Path, rev: &str) -> Result<Checkout, String> {
                 }
             })
     };
-    let top = git(&["rev-parse", "--show-toplevel"]).map_err(|why| format!("`{}` is not in a git repository: {why}", dir.display()))?;
+    let top = git(&["rev-parse", "--show-toplevel"])
+        .map_err(|why| format!("`{}` is not in a git repository: {why}", dir.display()))?;
     let top = PathBuf::from(String::from_utf8_lossy(&top).trim());
     let top = top.canonicalize().unwrap_or(top);
     let dir_canonical = dir.canonicalize().map_err(|error| error.to_string())?;
     let relative_dir = dir_canonical.strip_prefix(&top).map_err(|_| "the playbook is outside its repository")?;
     let relative_playbook = relative_dir.join(playbook.file_name().ok_or("the playbook has no file name")?);
-    let tree = git(&["-C", &top.to_string_lossy(), "ls-tree", "-r", "--name-only", rev, "--", &relative_dir.to_string_lossy()])
+    let pathspec = if relative_dir.as_os_str().is_empty() { ".".into() } else { relative_dir.to_string_lossy() };
+    let tree = git(&["-C", &top.to_string_lossy(), "ls-tree", "-r", "--name-only", rev, "--", &pathspec])
         .map_err(|why| format!("cannot read revision `{rev}`: {why}"))?;
     let temp = tempfile::tempdir().map_err(|error| format!("cannot create a temporary directory: {error}"))?;
     for file in String::from_utf8_lossy(&tree).lines() {

@@ -17,9 +17,7 @@ use crate::cli::SelectionArgs;
 use crate::context::{Context, StepResult, render_value};
 use crate::diagnostic::Diagnostic;
 use crate::edit;
-use crate::playbook::{
-    Action, Check, Command, EditKind, Playbook, Rollback, SecretSource, Step, VersionSpec,
-};
+use crate::playbook::{Action, Check, Command, EditKind, Playbook, Rollback, SecretSource, Step, VersionSpec};
 use crate::process::{CommandSpec, Executor};
 use crate::select::{self, Selection};
 use crate::template::{RenderError, Template};
@@ -149,7 +147,7 @@ pub(crate) enum PlannedRollback {
     /// Cannot be undone.
     Irreversible,
     Action {
-        action: PlannedAction,
+        action: Box<PlannedAction>,
         when: Option<String>,
         cwd: Option<String>,
         env: IndexMap<String, String>,
@@ -217,7 +215,8 @@ impl Planner<'_> {
             finally.push(self.step(step, &mut context)?);
         }
 
-        let window = playbook.window.as_ref().map(|w| w.verdict(&self.options.now.unwrap_or_else(jiff::Timestamp::now)));
+        let window =
+            playbook.window.as_ref().map(|w| w.verdict(&self.options.now.unwrap_or_else(jiff::Timestamp::now)));
         Ok(Plan {
             v: PLAN_FORMAT,
             playbook: playbook.name.clone(),
@@ -241,7 +240,8 @@ impl Planner<'_> {
         let context = Context::new(self.playbook, None, None, ("<run id>", "<run start>")).value(None)?;
         let render = |template: &Template| template.render(&context).map_err(|e| e.to_string());
         let spec_for = |command: &Command, cwd: Option<String>| {
-            command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120))).map_err(|e| e.to_string())
+            command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120)))
+                .map_err(|e| e.to_string())
         };
         let mut probe = |probe: &crate::playbook::Probe| select::run_probe(probe, self.executor, &render, &spec_for);
         select::select(spec, &self.options.selection, &mut probe)
@@ -314,7 +314,7 @@ impl Planner<'_> {
             Rollback::Restore => PlannedRollback::Restore,
             Rollback::Irreversible => PlannedRollback::Irreversible,
             Rollback::Action { action, guard, cwd, env, timeout } => PlannedRollback::Action {
-                action: self.action(action, &value, false)?,
+                action: Box::new(self.action(action, &value, false)?),
                 when: guard.as_ref().map(|g| g.source.clone()),
                 // A rollback runs where its step ran unless it says otherwise.
                 cwd: cwd.as_ref().map(|c| c.render(&value)).transpose()?.or_else(|| planned_cwd.clone()),
@@ -349,14 +349,22 @@ impl Planner<'_> {
             }
             Status::WillRun if step.read_only && self.options.execute => {
                 let Action::Command(command) = &step.action else { unreachable_read_only() };
-                let spec = command_spec(command, &value, planned.cwd.as_deref(), &render_env(&step.env, &value)?, step.timeout)?;
+                let spec = command_spec(
+                    command,
+                    &value,
+                    planned.cwd.as_deref(),
+                    &render_env(&step.env, &value)?,
+                    step.timeout,
+                )?;
                 let result = match self.executor.run(&spec) {
                     Ok(output) => StepResult {
                         stdout: output.stdout.trim().to_owned(),
                         exit_code: output.exit_code,
                         skipped: false,
                     },
-                    Err(error) => StepResult { stdout: format!("could not start: {error}"), exit_code: None, skipped: false },
+                    Err(error) => {
+                        StepResult { stdout: format!("could not start: {error}"), exit_code: None, skipped: false }
+                    }
                 };
                 context.set_step(id, &result);
                 planned.output = Some(result);
@@ -387,9 +395,9 @@ impl Planner<'_> {
             Action::Command(Command::Shell { shell, script }) => {
                 PlannedAction::Run { shell: shell.clone(), command: script.render(context)? }
             }
-            Action::Command(Command::Exec(argv)) => PlannedAction::Exec {
-                argv: argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
-            },
+            Action::Command(Command::Exec(argv)) => {
+                PlannedAction::Exec { argv: argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()? }
+            }
             Action::Edit(edit) => {
                 let path = edit.path.render(context)?;
                 let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
@@ -401,7 +409,13 @@ impl Planner<'_> {
                         },
                         Err(why) => (None, Some(format!("cannot apply: {why}"))),
                     },
-                    Err(error) if will_run => (None, Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error)))),
+                    Err(error) if will_run => (
+                        None,
+                        Some(format!(
+                            "cannot read it now ({}); decided at run time",
+                            crate::document::io_reason(&error)
+                        )),
+                    ),
                     Err(_) => (None, None),
                 };
                 PlannedAction::Edit { path, set, diff, note }
@@ -435,8 +449,12 @@ fn unreachable_read_only() -> ! {
 
 /// True when `name` (dotted) reads a step result only `run` will know.
 fn depends_on_unknown(name: &str, context: &minijinja::Value) -> bool {
-    let Some(rest) = name.strip_prefix("steps.") else { return false };
-    let Ok(steps) = context.get_attr("steps") else { return false };
+    let Some(rest) = name.strip_prefix("steps.") else {
+        return false;
+    };
+    let Ok(steps) = context.get_attr("steps") else {
+        return false;
+    };
     let parts: Vec<&str> = rest.split('.').collect();
     // Included ids hold dots: find the longest known id.
     for n in (1..=parts.len()).rev() {
@@ -530,7 +548,9 @@ pub(crate) fn command_spec(
     timeout: Option<Duration>,
 ) -> Result<CommandSpec, RenderError> {
     let argv = match command {
-        Command::Shell { shell, script } => vec![shell.clone(), "-c".to_owned(), script.render(context)?],
+        Command::Shell { shell, script } => {
+            vec![shell.clone(), "-c".to_owned(), script.render(context)?]
+        }
         Command::Exec(argv) => argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
     };
     Ok(CommandSpec { argv, cwd: cwd.map(resolve), env: env.to_vec(), timeout })
@@ -539,10 +559,9 @@ pub(crate) fn command_spec(
 fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
     let (source, present) = match &secret.source {
         SecretSource::Env(var) => (format!("env {var}"), Some(std::env::var_os(var).is_some_and(|v| !v.is_empty()))),
-        SecretSource::File(path) => (
-            format!("file {}", crate::diagnostic::display_path(path)),
-            Some(std::fs::File::open(path).is_ok()),
-        ),
+        SecretSource::File(path) => {
+            (format!("file {}", crate::diagnostic::display_path(path)), Some(std::fs::File::open(path).is_ok()))
+        }
         SecretSource::Command(argv) => (format!("command {}", shell_words::join(argv)), None),
     };
     SecretStatus { name: name.to_owned(), source, present, required: secret.required }
@@ -566,28 +585,58 @@ fn version_plan(selection: &Selection) -> VersionPlan {
 
 /// Hash of a planned step's rendered definition (not of its status or output).
 fn fingerprint(step: &PlannedStep) -> String {
-    let definition = serde_json::json!({
-        "id": step.id,
-        "action": step.action_definition(),
-        "cwd": step.cwd,
-        "env": step.env,
-        "timeout": step.timeout,
-        "retries": step.retries,
-        "rollback": step.rollback,
-    });
-    let digest = Sha256::digest(definition.to_string().as_bytes());
-    crate::diagnostic::hex(&digest)[..16].to_owned()
-}
-
-impl PlannedStep {
     /// The action without what depends on the current disk (diffs, notes).
-    fn action_definition(&self) -> serde_json::Value {
-        match &self.action {
-            PlannedAction::Edit { path, set, .. } => serde_json::json!({ "kind": "edit", "path": path, "set": set }),
-            PlannedAction::Template { src, dest, mode, .. } => {
-                serde_json::json!({ "kind": "template", "src": src, "dest": dest, "mode": mode })
-            }
-            other => serde_json::to_value(other).unwrap_or_default(),
+    #[derive(Serialize)]
+    #[serde(tag = "kind", rename_all = "lowercase")]
+    enum ActionDefinition<'a> {
+        Edit {
+            path: &'a str,
+            set: &'a [String],
+        },
+        Template {
+            src: &'a str,
+            dest: &'a str,
+            mode: &'a Option<String>,
+        },
+        #[serde(untagged)]
+        Other(&'a PlannedAction),
+    }
+    #[derive(Serialize)]
+    struct Definition<'a> {
+        id: &'a str,
+        action: ActionDefinition<'a>,
+        cwd: &'a Option<String>,
+        env: &'a IndexMap<String, String>,
+        timeout: &'a Option<String>,
+        retries: u32,
+        rollback: &'a PlannedRollback,
+    }
+    /// Feeds serialized bytes straight into the hash.
+    struct Hasher(Sha256);
+    impl std::io::Write for Hasher {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
+    let action = match &step.action {
+        PlannedAction::Edit { path, set, .. } => ActionDefinition::Edit { path, set },
+        PlannedAction::Template { src, dest, mode, .. } => ActionDefinition::Template { src, dest, mode },
+        other => ActionDefinition::Other(other),
+    };
+    let definition = Definition {
+        id: &step.id,
+        action,
+        cwd: &step.cwd,
+        env: &step.env,
+        timeout: &step.timeout,
+        retries: step.retries,
+        rollback: &step.rollback,
+    };
+    let mut hasher = Hasher(Sha256::new());
+    serde_json::to_writer(&mut hasher, &definition).expect("hashing cannot fail");
+    crate::diagnostic::hex(&hasher.0.finalize()[..8])
 }

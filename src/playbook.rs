@@ -224,7 +224,10 @@ pub(crate) enum EditKind {
     Json(Vec<(String, serde_json::Value)>),
     /// Dotted key path → value.
     Toml(Vec<(Vec<String>, serde_json::Value)>),
-    Line { regex: Regex, replace: Template },
+    Line {
+        regex: Regex,
+        replace: Template,
+    },
 }
 
 #[derive(Debug)]
@@ -247,7 +250,7 @@ pub(crate) enum Rollback {
     Irreversible,
     /// An action of its own.
     Action {
-        action: Action,
+        action: Box<Action>,
         guard: Option<Guard>,
         cwd: Option<Template>,
         env: Vec<(String, Template)>,

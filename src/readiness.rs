@@ -59,7 +59,9 @@ pub(crate) fn judge(expect: &Expect, output: &Output, context: &minijinja::Value
     }
     if let Some(min) = expect.min {
         match first_line.split_whitespace().next().and_then(|n| n.parse::<i64>().ok()) {
-            Some(n) if n >= min => return Ok(Verdict { passed: true, observed: format!("{n} (at least {min})") }),
+            Some(n) if n >= min => {
+                return Ok(Verdict { passed: true, observed: format!("{n} (at least {min})") });
+            }
             Some(n) => return fail(format!("{n} (needs at least {min})")),
             None => return fail(format!("{shown} (not a number)")),
         }

@@ -20,7 +20,14 @@ pub(crate) struct Style {
 impl Style {
     pub(crate) fn new(color: bool) -> Style {
         if color {
-            Style { bold: "\x1b[1m", green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", dim: "\x1b[2m", reset: "\x1b[0m" }
+            Style {
+                bold: "\x1b[1m",
+                green: "\x1b[32m",
+                red: "\x1b[31m",
+                yellow: "\x1b[33m",
+                dim: "\x1b[2m",
+                reset: "\x1b[0m",
+            }
         } else {
             Style { bold: "", green: "", red: "", yellow: "", dim: "", reset: "" }
         }
@@ -74,7 +81,8 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
                 let _ = writeln!(out, "  {green}open{reset} now ({rule})");
             }
             (None, Some(next)) => {
-                let _ = writeln!(out, "  {yellow}closed{reset}: the next window opens {next}; `run` refuses outside it");
+                let _ =
+                    writeln!(out, "  {yellow}closed{reset}: the next window opens {next}; `run` refuses outside it");
             }
             (None, None) => {
                 let _ = writeln!(out, "  {yellow}closed{reset}: no window opens in the next week");
@@ -133,7 +141,11 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         count(Status::DecidedAtRunTime),
     );
     if let Some(point) = plan.steps.iter().find(|s| s.point_of_no_return && s.status != Status::Skipped) {
-        let _ = writeln!(out, "{yellow}point of no return{reset}: `{}` cannot be undone; earlier rollbacks restore the backup", point.id);
+        let _ = writeln!(
+            out,
+            "{yellow}point of no return{reset}: `{}` cannot be undone; earlier rollbacks restore the backup",
+            point.id
+        );
     }
     if !plan.ready {
         let _ = writeln!(out, "{red}not ready{reset}: `run` would stop before changing anything");
@@ -217,7 +229,9 @@ fn steps(out: &mut String, steps: &[PlannedStep], style: Style) {
 }
 
 fn action(out: &mut String, prefix: &str, action: &PlannedAction) {
-    let label = |name: &str| if prefix.is_empty() { format!("{name:<9}") } else { format!("{prefix}{name}") };
+    let label = |name: &str| {
+        if prefix.is_empty() { format!("{name:<9}") } else { format!("{prefix}{name}") }
+    };
     match action {
         PlannedAction::Run { shell, command } => {
             let shell = if shell == "sh" { String::new() } else { format!(" ({shell})") };
@@ -344,7 +358,10 @@ pub(crate) fn markdown(plan: &Plan) -> String {
         })
         .collect();
     for (id, diff) in diffs {
-        let _ = writeln!(out, "\n<details><summary>File changes of <code>{id}</code></summary>\n\n```diff\n{diff}```\n</details>");
+        let _ = writeln!(
+            out,
+            "\n<details><summary>File changes of <code>{id}</code></summary>\n\n```diff\n{diff}```\n</details>"
+        );
     }
     if !plan.ready {
         let _ = writeln!(out, "\n> **Not ready**: `run` would stop before changing anything.");
@@ -358,7 +375,9 @@ fn one_line(action: &PlannedAction) -> String {
         PlannedAction::Exec { argv } => shell_words::join(argv),
         PlannedAction::Edit { path, .. } => format!("edit {path}"),
         PlannedAction::Template { dest, .. } => format!("template → {dest}"),
-        PlannedAction::Pause { message } => format!("pause: {}", message.lines().next().unwrap_or("")),
+        PlannedAction::Pause { message } => {
+            format!("pause: {}", message.lines().next().unwrap_or(""))
+        }
     }
 }
 

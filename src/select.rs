@@ -52,10 +52,10 @@ pub(crate) fn select(
 ) -> Result<Selection, SelectError> {
     let scheme = spec.scheme;
     let current_text = probe(&spec.current).map_err(|why| fail(format!("cannot read the current version: {why}")))?;
-    let current_text = current_text.first().ok_or_else(|| fail("cannot read the current version: the probe found none"))?;
-    let current = scheme
-        .version(current_text)
-        .map_err(|why| fail(format!("cannot read the current version: {why}")))?;
+    let current_text =
+        current_text.first().ok_or_else(|| fail("cannot read the current version: the probe found none"))?;
+    let current =
+        scheme.version(current_text).map_err(|why| fail(format!("cannot read the current version: {why}")))?;
     let available_texts =
         probe(&spec.available).map_err(|why| fail(format!("cannot list the available versions: {why}")))?;
     let mut available: Vec<Version> = available_texts.iter().filter_map(|text| scheme.version(text).ok()).collect();
@@ -82,13 +82,24 @@ pub(crate) fn select(
             && !args.force_version
         {
             return Err(SelectError {
-                message: format!("`--to {pinned}` does not satisfy the target `{text}` (add `--force-version` to go on)"),
+                message: format!(
+                    "`--to {pinned}` does not satisfy the target `{text}` (add `--force-version` to go on)"
+                ),
                 usage: true,
             });
         }
         refuse(&current, &found, allow_major, allow_downgrade).map_err(|m| SelectError { message: m, usage: true })?;
         let change = current.change_to(&found);
-        return Ok(finish(spec, current, found.clone(), change, vec![found], requirement, format!("pinned with `--to {pinned}`"), Vec::new()));
+        return Ok(finish(
+            spec,
+            current,
+            found.clone(),
+            change,
+            vec![found],
+            requirement,
+            format!("pinned with `--to {pinned}`"),
+            Vec::new(),
+        ));
     }
 
     let mut passed_over = Vec::new();
@@ -103,7 +114,8 @@ pub(crate) fn select(
             continue;
         }
         let newer = version.cmp_same(&current).is_gt();
-        if !newer && !(allow_downgrade && version.cmp_same(&current).is_lt()) {
+        let older = version.cmp_same(&current).is_lt();
+        if !(newer || allow_downgrade && older) {
             continue;
         }
         if version.major() != current.major() && !allow_major {
@@ -223,12 +235,16 @@ pub(crate) fn excerpt(text: &str) -> String {
     format!("`{short}`")
 }
 
+/// Builds the command spec of a probe's command, given its rendered `cwd`.
+pub(crate) type SpecFor<'a> =
+    dyn Fn(&crate::playbook::Command, Option<String>) -> Result<crate::process::CommandSpec, String> + 'a;
+
 /// Runs a probe on an executor, for `plan` and `run`.
 pub(crate) fn run_probe(
     probe: &Probe,
     executor: &dyn Executor,
     render: &dyn Fn(&crate::template::Template) -> Result<String, String>,
-    spec_for: &dyn Fn(&crate::playbook::Command, Option<String>) -> Result<crate::process::CommandSpec, String>,
+    spec_for: &SpecFor<'_>,
 ) -> Result<Vec<String>, String> {
     match probe {
         Probe::List(list) => Ok(list.clone()),

@@ -159,10 +159,19 @@ pub(crate) fn locate_name(template: &Template, name: &str) -> Option<Location> {
 pub(crate) struct Guard {
     pub(crate) source: String,
     pub(crate) location: Option<Location>,
+    /// The variables it reads, once `analyze` has run.
+    names: Arc<OnceLock<Vec<String>>>,
 }
 
 impl Guard {
+    pub(crate) fn new(source: &str, location: Option<Location>) -> Guard {
+        Guard { source: source.to_owned(), location, names: Arc::default() }
+    }
+
     pub(crate) fn analyze(&self) -> Result<Vec<String>, Diagnostic> {
+        if let Some(names) = self.names.get() {
+            return Ok(names.clone());
+        }
         let expression = engine().compile_expression(&self.source).map_err(|error| {
             Diagnostic::error(format!("guard does not compile: {}", describe_error(&error)))
                 .at_opt(self.location.as_ref().and_then(|l| narrow_location(l, &self.source, error.range())))
@@ -170,7 +179,7 @@ impl Guard {
         })?;
         let mut names: Vec<String> = expression.undeclared_variables(true).into_iter().collect();
         names.sort();
-        Ok(names)
+        Ok(self.names.get_or_init(|| names).clone())
     }
 
     /// Evaluates the guard; an error is never taken as `false`.
@@ -288,7 +297,7 @@ mod tests {
     fn undefined_values_are_errors() {
         let template = Template::new("echo {{ nope }}", Quoting::Shell, None);
         assert!(template.render(&minijinja::context! {}).is_err());
-        let guard = Guard { source: "nope == 1".into(), location: None };
+        let guard = Guard::new("nope == 1", None);
         assert!(guard.eval(&minijinja::context! {}).is_err());
     }
 

@@ -436,7 +436,9 @@ fn split_and(text: &str) -> Vec<String> {
         if tokens.get(i + 1) == Some(&"-") && i + 2 < tokens.len() {
             parts.push(format!("{} - {}", token, tokens[i + 2]));
             i += 3;
-        } else if matches!(token, ">" | ">=" | "<" | "<=" | "=" | "==" | "!=" | "<>" | "~" | "^") && i + 1 < tokens.len() {
+        } else if matches!(token, ">" | ">=" | "<" | "<=" | "=" | "==" | "!=" | "<>" | "~" | "^")
+            && i + 1 < tokens.len()
+        {
             parts.push(format!("{token}{}", tokens[i + 1]));
             i += 2;
         } else {
@@ -460,12 +462,8 @@ fn parse_partial(text: &str) -> Result<Partial, String> {
     let lower = text.trim().to_ascii_lowercase();
     let rest = lower.strip_prefix('v').unwrap_or(&lower);
     let numeric_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-    let numbers: Vec<u64> = rest[..numeric_end]
-        .trim_end_matches('.')
-        .split('.')
-        .take(4)
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
+    let numbers: Vec<u64> =
+        rest[..numeric_end].trim_end_matches('.').split('.').take(4).map(|n| n.parse().unwrap_or(0)).collect();
     Ok(Partial {
         numbers,
         has_modifier: version.stage != Stage::Stable || version.dev || numeric_end < rest.len(),
@@ -540,8 +538,10 @@ fn parse_single(text: &str) -> Result<Vec<Comparison>, String> {
         return Ok(vec![lower_bound(&partial)?, lt_dev(manipulate(n, position, 1))]);
     }
     if let Some(prefix) = wildcard_prefix(text) {
-        let numbers: Vec<u64> =
-            prefix.split('.').map(|n| n.parse().map_err(|_| format!("`{text}` is not a valid wildcard"))).collect::<Result<_, _>>()?;
+        let numbers: Vec<u64> = prefix
+            .split('.')
+            .map(|n| n.parse().map_err(|_| format!("`{text}` is not a valid wildcard")))
+            .collect::<Result<_, _>>()?;
         if numbers.len() > 3 {
             return Err(format!("`{text}` is not a valid wildcard"));
         }
@@ -576,7 +576,9 @@ fn wildcard_prefix(text: &str) -> Option<&str> {
     let text = text.strip_prefix('v').unwrap_or(text);
     let mut prefix = text;
     let mut stripped = false;
-    while let Some(rest) = prefix.strip_suffix(".*").or_else(|| prefix.strip_suffix(".x")).or_else(|| prefix.strip_suffix(".X")) {
+    while let Some(rest) =
+        prefix.strip_suffix(".*").or_else(|| prefix.strip_suffix(".x")).or_else(|| prefix.strip_suffix(".X"))
+    {
         prefix = rest;
         stripped = true;
     }
@@ -598,8 +600,17 @@ mod tests {
     #[test]
     fn magento_release_train_orders_like_composer() {
         let train = [
-            "2.4.6", "2.4.6-p1", "2.4.6-p2", "2.4.6-p9", "2.4.6-p10", "2.4.6-p15", "2.4.7-alpha1", "2.4.7-beta1",
-            "2.4.7-RC1", "2.4.7", "2.4.7-p1",
+            "2.4.6",
+            "2.4.6-p1",
+            "2.4.6-p2",
+            "2.4.6-p9",
+            "2.4.6-p10",
+            "2.4.6-p15",
+            "2.4.7-alpha1",
+            "2.4.7-beta1",
+            "2.4.7-RC1",
+            "2.4.7",
+            "2.4.7-p1",
         ];
         for pair in train.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);

@@ -23,7 +23,11 @@ impl WindowRule {
         let day = day.to_ascii_lowercase();
         let weekday = DAYS
             .iter()
-            .position(|d| day.starts_with(d) && (day.len() == 3 || "monday tuesday wednesday thursday friday saturday sunday".contains(day.as_str())))
+            .position(|d| {
+                day.starts_with(d)
+                    && (day.len() == 3
+                        || "monday tuesday wednesday thursday friday saturday sunday".contains(day.as_str()))
+            })
             .ok_or_else(|| format!("`{day}` is not a day (use `mon` … `sun`)"))?;
         let (start, end) = range.trim().split_once('-').ok_or("expected a range `HH:MM-HH:MM`")?;
         let start = minutes(start)?;
@@ -65,12 +69,18 @@ impl WindowSpec {
         let mut next: Option<Zoned> = None;
         // Windows that started yesterday may still be open; look a week ahead for the next.
         for offset in -1i64..=7 {
-            let Ok(date) = today.checked_add(jiff::Span::new().days(offset)) else { continue };
+            let Ok(date) = today.checked_add(jiff::Span::new().days(offset)) else {
+                continue;
+            };
             let weekday = date.weekday().to_monday_zero_offset() as u8;
             for rule in self.allow.iter().filter(|r| r.weekday == weekday) {
-                let Some(start) = at(date, rule.start, &tz) else { continue };
+                let Some(start) = at(date, rule.start, &tz) else {
+                    continue;
+                };
                 let end_date = if rule.end <= rule.start { date.tomorrow().ok() } else { Some(date) };
-                let Some(end) = end_date.and_then(|d| at(d, rule.end, &tz)) else { continue };
+                let Some(end) = end_date.and_then(|d| at(d, rule.end, &tz)) else {
+                    continue;
+                };
                 if start.timestamp() <= *now && *now < end.timestamp() {
                     open_rule.get_or_insert_with(|| rule.text.clone());
                 } else if start.timestamp() > *now && next.as_ref().is_none_or(|n| start.timestamp() < n.timestamp()) {
@@ -81,7 +91,11 @@ impl WindowSpec {
         Verdict {
             timezone: self.timezone.clone(),
             open: open_rule.is_some(),
-            next_open: if open_rule.is_some() { None } else { next.map(|n| n.strftime("%a %Y-%m-%d %H:%M %Z").to_string()) },
+            next_open: if open_rule.is_some() {
+                None
+            } else {
+                next.map(|n| n.strftime("%a %Y-%m-%d %H:%M %Z").to_string())
+            },
             rule: open_rule,
         }
     }
@@ -119,7 +133,8 @@ mod tests {
 
     #[test]
     fn says_when_the_next_window_opens() {
-        let verdict = spec(&["sat 22:00-06:00", "sun 00:00-06:00"]).verdict(&instant("2026-11-24T12:00[Europe/Berlin]"));
+        let verdict =
+            spec(&["sat 22:00-06:00", "sun 00:00-06:00"]).verdict(&instant("2026-11-24T12:00[Europe/Berlin]"));
         assert!(!verdict.open);
         assert_eq!(verdict.next_open.as_deref(), Some("Sat 2026-11-28 22:00 CET"));
     }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmark: `validate` and `plan` of a generated N-step playbook (default
+# 10,000; each step `run = "echo {{ i }}"` with a `when` guard and a rollback).
+# Prints the best wall time of RUNS runs (default 10) and the highest peak RSS
+# of the whole process. Targets: each under 150 ms and 64 MiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-10000}"
+runs="${RUNS:-10}"
+scripts/setup
+cargo build --release --locked --quiet
+bin="$PWD/target/release/upshift"
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+{
+  echo 'format = 1'
+  echo 'name = "bench"'
+  echo '[vars]'
+  echo 'enabled = true'
+  for ((i = 0; i < n; i++)); do
+    printf '[[step]]\nid = "s%d"\nwhen = "enabled and %d >= 0"\nrun = "echo {{ %d }}"\nrollback = "echo undo {{ %d }}"\n' "$i" "$i" "$i" "$i"
+  done
+} > "$dir/bench.toml"
+
+measure() {
+  local best_ns=999999999999 peak_kib=0 start end ns kib
+  for ((r = 0; r < runs; r++)); do
+    start=$(date +%s%N)
+    "$bin" "$@" > /dev/null 2>&1
+    end=$(date +%s%N)
+    ns=$((end - start))
+    if ((ns < best_ns)); then best_ns=$ns; fi
+    /usr/bin/time -f '%M' -o "$dir/time" "$bin" "$@" > /dev/null 2>&1
+    read -r kib < "$dir/time"
+    if ((kib > peak_kib)); then peak_kib=$kib; fi
+  done
+  printf '%-10s %6d steps  %6.1f ms  %6.1f MiB peak RSS\n' "$1" "$n" \
+    "$(awk -v n="$best_ns" 'BEGIN { print n / 1e6 }')" "$(awk -v k="$peak_kib" 'BEGIN { print k / 1024 }')"
+}
+
+echo "upshift $("$bin" --version | cut -d' ' -f2), best of $runs runs, $(nproc) cores"
+measure validate "$dir/bench.toml"
+measure plan "$dir/bench.toml"

@@ -1,0 +1,170 @@
+//! Examples are tests: every playbook in `playbooks/` validates, and its plan
+//! is snapshotted.
+
+use std::path::PathBuf;
+
+use crate::{Sandbox, in_repo, root};
+
+/// Every playbook (not includes, not environments) under `playbooks/`.
+fn playbooks() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root().join("playbooks")).expect("playbooks/") {
+        let dir = entry.expect("entry").path();
+        for file in std::fs::read_dir(&dir).expect("a playbook dir") {
+            let path = file.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path.strip_prefix(root()).expect("in repo").to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_example_validates_in_every_environment() {
+    let sandbox = Sandbox::new();
+    let all = playbooks();
+    assert!(all.len() >= 2, "{all:?}");
+    for playbook in &all {
+        let playbook = playbook.to_string_lossy();
+        in_repo(&sandbox, &["validate", &playbook]).code(0);
+        let envs = root().join(std::path::Path::new(&*playbook).parent().unwrap()).join("environments");
+        for env in std::fs::read_dir(envs).into_iter().flatten() {
+            let env = env.unwrap().path();
+            let name = env.file_stem().unwrap().to_string_lossy().into_owned();
+            in_repo(&sandbox, &["validate", &playbook, "--env", &name]).code(0);
+        }
+    }
+}
+
+#[test]
+fn every_example_starts_with_a_schema_line() {
+    for playbook in playbooks() {
+        let text = std::fs::read_to_string(root().join(&playbook)).unwrap();
+        assert!(text.starts_with("#:schema "), "{} lacks a `#:schema` line", playbook.display());
+    }
+}
+
+/// The readiness line about free space shows this machine's number: hide it.
+fn scrub_free_space(text: &str) -> String {
+    let regex = regex::Regex::new(r"\d+ \(at least (5242880|10240)\)").unwrap();
+    regex.replace_all(text, "[FREE] (at least $1)").into_owned()
+}
+
+#[test]
+fn quickstart_plan_on_a_fresh_directory() {
+    let sandbox = Sandbox::new();
+    let app = sandbox.path().join("app");
+    let run =
+        in_repo(&sandbox, &["plan", "playbooks/quickstart/upgrade.toml", "--var", &format!("root={}", app.display())]);
+    run.code(0);
+    insta::assert_snapshot!(scrub_free_space(&sandbox.scrub(&run.stdout)));
+    assert!(!app.exists(), "plan created nothing");
+}
+
+/// Installs the quickstart's demo app at 1.0.0, as its first step would.
+pub(crate) fn install_demo(sandbox: &Sandbox) -> PathBuf {
+    let app = sandbox.path().join("app");
+    let script = format!(
+        "set -e; cd {}; mkdir -p config data var/cache var/backups; \
+         printf '%s\\n' '{{' '  \"name\": \"demo\",' '  \"version\": \"1.0.0\",' '  \"features\": {{' '    \"search\": false' '  }}' '}}' > config/app.json; \
+         sqlite3 data/app.db \"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema', '1.0.0');\"; \
+         echo 1.0.0 > VERSION",
+        app.display()
+    );
+    std::fs::create_dir_all(&app).unwrap();
+    let status = std::process::Command::new("sh").arg("-c").arg(script).status().unwrap();
+    assert!(status.success());
+    app
+}
+
+#[test]
+fn quickstart_plan_on_an_installed_demo_shows_diffs_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let app = install_demo(&sandbox);
+    let before = snapshot_tree(&app);
+    let run =
+        in_repo(&sandbox, &["plan", "playbooks/quickstart/upgrade.toml", "--var", &format!("root={}", app.display())]);
+    run.code(0);
+    let output = sandbox.scrub(&run.stdout);
+    assert!(output.contains("-  \"version\": \"1.0.0\","), "{output}");
+    assert!(output.contains("+  \"version\": \"1.2.0\","), "{output}");
+    assert!(output.contains("skipped: `[SANDBOX]/app/VERSION` exists"), "{output}");
+    insta::assert_snapshot!(scrub_free_space(&output));
+    assert_eq!(before, snapshot_tree(&app), "plan changed the demo app");
+}
+
+/// Every file below `dir` with its content.
+pub(crate) fn snapshot_tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A sandbox with fake `php`, `composer` and `mysql` and a Magento root.
+fn fake_magento() -> (Sandbox, PathBuf) {
+    let sandbox = Sandbox::new().with_path(root().join("tests/fixtures/fake-magento/bin"));
+    let magento = sandbox.path().join("magento");
+    for dir in ["app/etc", "var/backups", "pub/media", "pub/static", "generated"] {
+        std::fs::create_dir_all(magento.join(dir)).unwrap();
+    }
+    (sandbox, magento)
+}
+
+#[test]
+fn magento2_plan_with_staging() {
+    let (sandbox, magento) = fake_magento();
+    let run = in_repo(
+        &sandbox,
+        &[
+            "plan",
+            "playbooks/magento2/upgrade.toml",
+            "--env",
+            "staging",
+            "--var",
+            &format!("root={}", magento.display()),
+        ],
+    );
+    run.code(0);
+    let output = sandbox.scrub(&run.stdout);
+    assert!(output.contains("selected     2.4.8-p3"), "{output}");
+    assert!(output.contains("current      2.4.7-p2"), "{output}");
+    insta::assert_snapshot!(scrub_free_space(&output));
+}
+
+#[test]
+fn magento2_plan_for_production_is_markdown_for_a_pull_request() {
+    let (sandbox, magento) = fake_magento();
+    let run = in_repo(
+        &sandbox,
+        &[
+            "plan",
+            "playbooks/magento2/upgrade.toml",
+            "--env",
+            "production",
+            "--var",
+            &format!("root={}", magento.display()),
+            "--to",
+            "2.4.8-p2",
+            "--format",
+            "markdown",
+        ],
+    );
+    run.code(0);
+    let output = sandbox.scrub(&run.stdout);
+    assert!(output.contains("`2.4.7-p2` → **`2.4.8-p2`** (patch change)"), "{output}");
+    assert!(output.contains("closed; next opens Sat 2026-11-28 22:00 CET"), "{output}");
+    insta::assert_snapshot!(scrub_free_space(&output));
+}
