@@ -63,6 +63,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Execute a playbook (`--dry-run` is `plan`)
     Run(RunArgs),
+    /// Continue the unfinished run from its journal
+    Resume(ResumeArgs),
+    /// Undo the completed steps of an unfinished or failed run, newest first
+    Rollback(RollbackArgs),
+    /// Runs and their per-step outcomes, from the journals
+    Status(StatusArgs),
     /// Diff the rendered plans of two environments or two revisions
     Diff(DiffArgs),
     /// Print the JSON Schema of the playbook format
@@ -144,10 +150,67 @@ pub struct RunArgs {
     /// Show the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Start even outside the playbook's maintenance window
+    #[arg(long)]
+    pub ignore_window: bool,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
+}
+
+/// Answers to `pause` steps when there is no terminal.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApprovalArgs {
+    /// Approve every `pause` step
+    #[arg(long)]
+    pub yes: bool,
+    /// Approve the `pause` step with this id (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub approve: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The playbook (default: the only unfinished run in the state dir)
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// Environment of the run to resume
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Resume even though completed steps changed in the playbook
+    #[arg(long)]
+    pub accept_changes: bool,
+    /// Run an interrupted, non-idempotent step again
+    #[arg(long, conflicts_with = "skip_interrupted")]
+    pub retry_interrupted: bool,
+    /// Treat an interrupted step as done and go on
+    #[arg(long)]
+    pub skip_interrupted: bool,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The playbook (default: the only unfinished run in the state dir)
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// Environment of the run to roll back
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only the runs of this playbook
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// Only the runs in this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]

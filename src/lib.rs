@@ -11,6 +11,11 @@ mod context;
 mod diagnostic;
 mod document;
 mod edit;
+mod engine;
+mod events;
+mod files;
+mod journal;
+mod lock;
 mod plan;
 mod playbook;
 mod process;
@@ -18,7 +23,9 @@ mod raw;
 mod readiness;
 mod report;
 mod schema;
+mod secrets;
 mod select;
+mod status;
 mod template;
 mod version;
 mod window;
@@ -75,11 +82,10 @@ pub fn run(cli: Cli) -> Exit {
         Command::Validate(args) => validate(&ui, &args.playbooks, &inputs(&args.inputs)),
         Command::Plan(args) => plan_command(&ui, &args.playbook, &inputs(&args.inputs), &args.selection),
         Command::Run(args) if args.dry_run => plan_command(&ui, &args.playbook, &inputs(&args.inputs), &args.selection),
-        Command::Run(_) => {
-            ui.error("`run` without `--dry-run` is not available in this build: it can plan, not execute");
-            ui.help("`upshift plan PLAYBOOK` shows exactly what would run");
-            Exit::Invalid
-        }
+        Command::Run(args) => run_command(&ui, &cli.global, &args),
+        Command::Resume(args) => resume_command(&ui, &cli.global, &args),
+        Command::Rollback(args) => rollback_command(&ui, &cli.global, &args),
+        Command::Status(args) => status_command(&ui, &cli.global, &args),
         Command::Diff(args) => diff_command(&ui, &args),
         Command::Schema(args) => {
             ui.stdout(&if args.environment { environment_schema() } else { playbook_schema() });
@@ -230,7 +236,7 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
 }
 
 fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
-    PlanOptions { selection: selection.clone(), execute, now: clock() }
+    PlanOptions { selection: selection.clone(), execute, execute_read_only: execute, now: clock() }
 }
 
 /// The instant windows are judged at: now, or `UPSHIFT_NOW` (RFC 3339) for tests and rehearsals.
@@ -379,4 +385,133 @@ fn git_checkout(playbook: &Path, rev: &str) -> Result<Checkout, String> {
         return Err(format!("`{}` does not exist at revision `{rev}`", relative_playbook.display()));
     }
     Ok(Checkout { _dir: temp, playbook: checked_out })
+}
+
+fn reporter(ui: &Ui, global: &cli::Global) -> Box<dyn events::Reporter> {
+    match global.format {
+        Format::Json => Box::new(events::JsonReporter),
+        _ => Box::new(events::TextReporter::new(
+            global.quiet,
+            global.verbose > 0,
+            ui.color_err,
+            std::io::stderr().is_terminal(),
+        )),
+    }
+}
+
+/// Prints an engine failure and returns its exit code.
+fn failed(ui: &Ui, failure: engine::Failure) -> Exit {
+    ui.error(&failure.message);
+    for detail in &failure.details {
+        ui.stderr(&format!("  - {detail}\n"));
+    }
+    if let Some(help) = &failure.help {
+        ui.help(help);
+    }
+    failure.exit
+}
+
+fn run_command(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
+    let playbook = match load(&args.playbook, &inputs(&args.inputs)) {
+        Ok(playbook) => playbook,
+        Err(diagnostics) => {
+            ui.diagnostics(&diagnostics);
+            return Exit::Invalid;
+        }
+    };
+    let options = engine::RunOptions {
+        yes: args.approval.yes,
+        approve: args.approval.approve.clone(),
+        ignore_window: args.ignore_window,
+        ..engine::RunOptions::default()
+    };
+    let mut reporter = reporter(ui, global);
+    match engine::run(&playbook, &global.state_dir, &args.selection, &options, reporter.as_mut(), clock()) {
+        Ok(exit) => exit,
+        Err(failure) => failed(ui, failure),
+    }
+}
+
+/// The unfinished run and the playbook it ran, loaded again.
+fn unfinished(
+    ui: &Ui,
+    global: &cli::Global,
+    playbook: Option<&Path>,
+    env: Option<&str>,
+) -> Result<(Playbook, engine::RunRecord), Exit> {
+    let named = match playbook {
+        Some(path) => {
+            let playbook = load(path, &Inputs { env: env.map(str::to_owned), ..Inputs::default() }).map_err(|d| {
+                ui.diagnostics(&d);
+                Exit::Invalid
+            })?;
+            Some(playbook)
+        }
+        None => None,
+    };
+    let record =
+        engine::find_unfinished(&global.state_dir, named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref())))
+            .map_err(|f| failed(ui, f))?;
+    let playbook = match named {
+        Some(playbook) => playbook,
+        None => load(&record.header.file, &engine::inputs_of(&record)).map_err(|d| {
+            ui.diagnostics(&d);
+            Exit::Invalid
+        })?,
+    };
+    Ok((playbook, record))
+}
+
+fn resume_command(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> Exit {
+    let (mut playbook, record) = match unfinished(ui, global, args.playbook.as_deref(), args.env.as_deref()) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let options = engine::RunOptions {
+        yes: args.approval.yes,
+        approve: args.approval.approve.clone(),
+        accept_changes: args.accept_changes,
+        retry_interrupted: args.retry_interrupted,
+        skip_interrupted: args.skip_interrupted,
+        ..engine::RunOptions::default()
+    };
+    let mut reporter = reporter(ui, global);
+    match engine::resume(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
+        Ok(exit) => exit,
+        Err(failure) => failed(ui, failure),
+    }
+}
+
+fn rollback_command(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) -> Exit {
+    let (mut playbook, record) = match unfinished(ui, global, args.playbook.as_deref(), args.env.as_deref()) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let mut reporter = reporter(ui, global);
+    match engine::rollback(&mut playbook, record, &global.state_dir, &engine::RunOptions::default(), reporter.as_mut())
+    {
+        Ok(exit) => exit,
+        Err(failure) => failed(ui, failure),
+    }
+}
+
+fn status_command(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> Exit {
+    let named = match &args.playbook {
+        Some(path) => match load(path, &Inputs { env: args.env.clone(), ..Inputs::default() }) {
+            Ok(playbook) => Some(playbook),
+            Err(diagnostics) => {
+                ui.diagnostics(&diagnostics);
+                return Exit::Invalid;
+            }
+        },
+        None => None,
+    };
+    let filter = named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref()));
+    match status::render(&global.state_dir, filter, ui.format == Format::Json) {
+        Ok(text) => {
+            ui.stdout(&text);
+            Exit::Success
+        }
+        Err(failure) => failed(ui, failure),
+    }
 }

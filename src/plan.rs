@@ -32,6 +32,8 @@ pub(crate) struct PlanOptions {
     pub(crate) selection: SelectionArgs,
     /// Run readiness checks and read-only steps (false for `diff`, which compares definitions).
     pub(crate) execute: bool,
+    /// Run `read_only` steps too (`plan`); `run` executes them as steps of the run.
+    pub(crate) execute_read_only: bool,
     /// The instant the window is judged at.
     pub(crate) now: Option<jiff::Timestamp>,
 }
@@ -55,6 +57,9 @@ pub(crate) struct Plan {
     pub(crate) finally: Vec<PlannedStep>,
     /// False when a readiness check or a read-only step failed: `run` would stop (exit 3).
     pub(crate) ready: bool,
+    /// The version choice itself, for `run` to journal.
+    #[serde(skip)]
+    pub(crate) selection: Option<Selection>,
 }
 
 #[derive(Debug, Serialize)]
@@ -227,12 +232,13 @@ impl Planner<'_> {
             fingerprint: playbook.fingerprint[..16].to_owned(),
             vars: playbook.vars.clone(),
             secrets: playbook.secrets.iter().map(|(name, secret)| secret_status(name, secret)).collect(),
-            version: selection.map(|s| version_plan(&s)),
+            version: selection.as_ref().map(version_plan),
             window,
             checks,
             steps,
             finally,
             ready,
+            selection,
         })
     }
 
@@ -293,62 +299,15 @@ impl Planner<'_> {
 
     fn step(&self, step: &Step, context: &mut Context) -> Result<PlannedStep, PlanError> {
         let id = step.id.as_str();
-        let value = context.value(step.scope.as_ref())?;
-        let (mut status, mut reason) = self.guards(step, context)?;
-        if status == Status::WillRun
-            && let Some(creates) = &step.creates
-        {
-            let path = creates.render(&value)?;
-            if resolve(&path).exists() {
-                status = Status::Skipped;
-                reason = Some(format!("`{path}` exists"));
-            }
-        }
-        let name = step.name.as_ref().map(|n| n.render(&value)).transpose()?;
-        let action = self.action(&step.action, &value, status == Status::WillRun)?;
-        let cwd = step.cwd.as_ref().map(|c| c.render(&value)).transpose()?;
-        let planned_cwd = cwd.clone();
-        let env = render_env(&step.env, &value)?;
-        let rollback = match &step.rollback {
-            Rollback::Nothing => PlannedRollback::None,
-            Rollback::Restore => PlannedRollback::Restore,
-            Rollback::Irreversible => PlannedRollback::Irreversible,
-            Rollback::Action { action, guard, cwd, env, timeout } => PlannedRollback::Action {
-                action: Box::new(self.action(action, &value, false)?),
-                when: guard.as_ref().map(|g| g.source.clone()),
-                // A rollback runs where its step ran unless it says otherwise.
-                cwd: cwd.as_ref().map(|c| c.render(&value)).transpose()?.or_else(|| planned_cwd.clone()),
-                env: render_env(env, &value)?.into_iter().collect(),
-                timeout: timeout.map(|t| humantime::format_duration(t).to_string()),
-            },
-        };
-        let mut planned = PlannedStep {
-            id: id.to_owned(),
-            name,
-            status,
-            reason,
-            action,
-            cwd,
-            env: env.into_iter().collect(),
-            timeout: step.timeout.map(|t| humantime::format_duration(t).to_string()),
-            retries: step.retries,
-            retry_delay: (step.retries > 0).then(|| humantime::format_duration(step.retry_delay).to_string()),
-            rollback,
-            point_of_no_return: matches!(step.rollback, Rollback::Irreversible),
-            read_only: step.read_only,
-            idempotent: step.idempotent,
-            continue_on_error: step.continue_on_error,
-            fingerprint: String::new(),
-            output: None,
-        };
-        planned.fingerprint = fingerprint(&planned);
+        let mut planned = describe_step(step, context)?;
 
         match planned.status {
             Status::Skipped => {
                 context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
             }
-            Status::WillRun if step.read_only && self.options.execute => {
+            Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
                 let Action::Command(command) = &step.action else { unreachable_read_only() };
+                let value = context.value(step.scope.as_ref())?;
                 let spec = command_spec(
                     command,
                     &value,
@@ -373,74 +332,131 @@ impl Planner<'_> {
         }
         Ok(planned)
     }
+}
 
-    /// Evaluates the guards that the plan can know.
-    fn guards(&self, step: &Step, context: &Context) -> Result<(Status, Option<String>), PlanError> {
-        for (guard, scope) in &step.guards {
-            let names = guard.analyze().map_err(|d| PlanError::Invalid(vec![d]))?;
-            let value = context.value(scope.as_ref())?;
-            let unknown = names.iter().find(|name| depends_on_unknown(name, &value));
-            if let Some(name) = unknown {
-                return Ok((Status::DecidedAtRunTime, Some(format!("`{}` reads `{name}`", guard.source))));
-            }
-            if !guard.eval(&value)? {
-                return Ok((Status::Skipped, Some(format!("`{}` is false", guard.source))));
+/// Renders one step in a context: guards, `creates`, name, action, rollback
+/// and fingerprint. Pure: it runs nothing and changes nothing.
+pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedStep, PlanError> {
+    let id = step.id.as_str();
+    let value = context.value(step.scope.as_ref())?;
+    let (mut status, mut reason) = evaluate_guards(step, context)?;
+    if status == Status::WillRun
+        && let Some(creates) = &step.creates
+    {
+        let path = creates.render(&value)?;
+        if resolve(&path).exists() {
+            status = Status::Skipped;
+            reason = Some(format!("`{path}` exists"));
+        }
+    }
+    let name = step.name.as_ref().map(|n| n.render(&value)).transpose()?;
+    let action = render_action(&step.action, &value, status == Status::WillRun)?;
+    let cwd = step.cwd.as_ref().map(|c| c.render(&value)).transpose()?;
+    let planned_cwd = cwd.clone();
+    let env = render_env(&step.env, &value)?;
+    let rollback = match &step.rollback {
+        Rollback::Nothing => PlannedRollback::None,
+        Rollback::Restore => PlannedRollback::Restore,
+        Rollback::Irreversible => PlannedRollback::Irreversible,
+        Rollback::Action { action, guard, cwd, env, timeout } => PlannedRollback::Action {
+            action: Box::new(render_action(action, &value, false)?),
+            when: guard.as_ref().map(|g| g.source.clone()),
+            // A rollback runs where its step ran unless it says otherwise.
+            cwd: cwd.as_ref().map(|c| c.render(&value)).transpose()?.or_else(|| planned_cwd.clone()),
+            env: render_env(env, &value)?.into_iter().collect(),
+            timeout: timeout.map(|t| humantime::format_duration(t).to_string()),
+        },
+    };
+    let mut planned = PlannedStep {
+        id: id.to_owned(),
+        name,
+        status,
+        reason,
+        action,
+        cwd,
+        env: env.into_iter().collect(),
+        timeout: step.timeout.map(|t| humantime::format_duration(t).to_string()),
+        retries: step.retries,
+        retry_delay: (step.retries > 0).then(|| humantime::format_duration(step.retry_delay).to_string()),
+        rollback,
+        point_of_no_return: matches!(step.rollback, Rollback::Irreversible),
+        read_only: step.read_only,
+        idempotent: step.idempotent,
+        continue_on_error: step.continue_on_error,
+        fingerprint: String::new(),
+        output: None,
+    };
+    planned.fingerprint = fingerprint(&planned);
+    Ok(planned)
+}
+
+/// Evaluates the guards that the plan can know.
+pub(crate) fn evaluate_guards(step: &Step, context: &Context) -> Result<(Status, Option<String>), PlanError> {
+    for (guard, scope) in &step.guards {
+        let names = guard.analyze().map_err(|d| PlanError::Invalid(vec![d]))?;
+        let value = context.value(scope.as_ref())?;
+        let unknown = names.iter().find(|name| depends_on_unknown(name, &value));
+        if let Some(name) = unknown {
+            return Ok((Status::DecidedAtRunTime, Some(format!("`{}` reads `{name}`", guard.source))));
+        }
+        if !guard.eval(&value)? {
+            return Ok((Status::Skipped, Some(format!("`{}` is false", guard.source))));
+        }
+    }
+    Ok((Status::WillRun, None))
+}
+
+pub(crate) fn render_action(
+    action: &Action,
+    context: &minijinja::Value,
+    will_run: bool,
+) -> Result<PlannedAction, PlanError> {
+    Ok(match action {
+        Action::Command(Command::Shell { shell, script }) => {
+            PlannedAction::Run { shell: shell.clone(), command: script.render(context)? }
+        }
+        Action::Command(Command::Exec(argv)) => {
+            PlannedAction::Exec { argv: argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()? }
+        }
+        Action::Edit(edit) => {
+            let path = edit.path.render(context)?;
+            let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
+            let (diff, note) = match std::fs::read_to_string(resolve(&path)) {
+                Ok(old) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
+                    Ok(new) => match edit::diff(&old, &new, &path) {
+                        Some(diff) => (Some(diff), None),
+                        None => (None, Some("no change: the file already says this".to_owned())),
+                    },
+                    Err(why) => (None, Some(format!("cannot apply: {why}"))),
+                },
+                Err(error) if will_run => (
+                    None,
+                    Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error))),
+                ),
+                Err(_) => (None, None),
+            };
+            PlannedAction::Edit { path, set, diff, note }
+        }
+        Action::Template(template) => {
+            let dest = template.dest.render(context)?;
+            let content = template.content.render(context)?;
+            let (diff, note) = match std::fs::read_to_string(resolve(&dest)) {
+                Ok(old) => match edit::diff(&old, &content, &dest) {
+                    Some(diff) => (Some(diff), None),
+                    None => (None, Some("no change: the file already has this content".to_owned())),
+                },
+                Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
+            };
+            PlannedAction::Template {
+                src: template.src.clone(),
+                dest,
+                mode: template.mode.map(|m| format!("{m:04o}")),
+                diff,
+                note,
             }
         }
-        Ok((Status::WillRun, None))
-    }
-
-    fn action(&self, action: &Action, context: &minijinja::Value, will_run: bool) -> Result<PlannedAction, PlanError> {
-        Ok(match action {
-            Action::Command(Command::Shell { shell, script }) => {
-                PlannedAction::Run { shell: shell.clone(), command: script.render(context)? }
-            }
-            Action::Command(Command::Exec(argv)) => {
-                PlannedAction::Exec { argv: argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()? }
-            }
-            Action::Edit(edit) => {
-                let path = edit.path.render(context)?;
-                let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
-                let (diff, note) = match std::fs::read_to_string(resolve(&path)) {
-                    Ok(old) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
-                        Ok(new) => match edit::diff(&old, &new, &path) {
-                            Some(diff) => (Some(diff), None),
-                            None => (None, Some("no change: the file already says this".to_owned())),
-                        },
-                        Err(why) => (None, Some(format!("cannot apply: {why}"))),
-                    },
-                    Err(error) if will_run => (
-                        None,
-                        Some(format!(
-                            "cannot read it now ({}); decided at run time",
-                            crate::document::io_reason(&error)
-                        )),
-                    ),
-                    Err(_) => (None, None),
-                };
-                PlannedAction::Edit { path, set, diff, note }
-            }
-            Action::Template(template) => {
-                let dest = template.dest.render(context)?;
-                let content = template.content.render(context)?;
-                let (diff, note) = match std::fs::read_to_string(resolve(&dest)) {
-                    Ok(old) => match edit::diff(&old, &content, &dest) {
-                        Some(diff) => (Some(diff), None),
-                        None => (None, Some("no change: the file already has this content".to_owned())),
-                    },
-                    Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
-                };
-                PlannedAction::Template {
-                    src: template.src.clone(),
-                    dest,
-                    mode: template.mode.map(|m| format!("{m:04o}")),
-                    diff,
-                    note,
-                }
-            }
-            Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
-        })
-    }
+        Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
+    })
 }
 
 fn unreachable_read_only() -> ! {
@@ -639,4 +655,29 @@ fn fingerprint(step: &PlannedStep) -> String {
     let mut hasher = Hasher(Sha256::new());
     serde_json::to_writer(&mut hasher, &definition).expect("hashing cannot fail");
     crate::diagnostic::hex(&hasher.0.finalize()[..8])
+}
+
+impl PlannedStep {
+    /// A rollback's action as a step of its own, for the engine to execute.
+    pub(crate) fn for_rollback(id: &str, action: PlannedAction) -> PlannedStep {
+        PlannedStep {
+            id: id.to_owned(),
+            name: None,
+            status: Status::WillRun,
+            reason: None,
+            action,
+            cwd: None,
+            env: IndexMap::new(),
+            timeout: None,
+            retries: 0,
+            retry_delay: None,
+            rollback: PlannedRollback::None,
+            point_of_no_return: false,
+            read_only: false,
+            idempotent: false,
+            continue_on_error: false,
+            fingerprint: String::new(),
+            output: None,
+        }
+    }
 }

@@ -1,10 +1,14 @@
 //! Running commands: the `Executor` trait (one target, today always `local`)
 //! and its local implementation through `duct`. Every child gets its own
-//! process group so a timeout kills grandchildren too.
+//! process group, so a timeout or a forwarded signal reaches grandchildren too.
+//! Output is streamed line by line to a watcher while it is captured.
 //!
 //! This module runs what it is given; it does not render, decide or print.
 
+use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// A command ready to run: fully rendered.
@@ -25,85 +29,240 @@ pub(crate) struct Output {
     /// `None` when a signal ended it.
     pub(crate) exit_code: Option<i32>,
     pub(crate) timed_out: bool,
+    /// The signal that made upshift stop it (`SIGINT`, `SIGTERM`).
+    pub(crate) interrupted: Option<&'static str>,
     pub(crate) elapsed: Duration,
 }
 
 impl Output {
     pub(crate) fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out
+        self.exit_code == Some(0) && !self.timed_out && self.interrupted.is_none()
     }
 
     /// One line saying how it ended, for people.
     pub(crate) fn describe_end(&self) -> String {
-        match (self.timed_out, self.exit_code) {
-            (true, _) => format!("timed out after {}", humantime::format_duration(round(self.elapsed))),
-            (false, Some(code)) => format!("exit code {code}"),
-            (false, None) => "killed by a signal".to_owned(),
+        match (self.interrupted, self.timed_out, self.exit_code) {
+            (Some(signal), _, _) => format!("stopped by {signal}"),
+            (None, true, _) => {
+                format!("timed out after {}", humantime::format_duration(Duration::from_secs(self.elapsed.as_secs())))
+            }
+            (None, false, Some(code)) => format!("exit code {code}"),
+            (None, false, None) => "killed by a signal".to_owned(),
         }
     }
 }
 
-fn round(duration: Duration) -> Duration {
-    Duration::from_secs(duration.as_secs())
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
 }
 
 /// Runs commands on one target.
 pub(crate) trait Executor {
     /// The target's name, recorded with every result (`local` today).
     fn target(&self) -> &str;
-    /// Runs a command to its end (or its timeout), capturing its output.
-    fn run(&self, spec: &CommandSpec) -> std::io::Result<Output>;
+
+    /// Runs a command to its end, its timeout, or a signal to upshift,
+    /// handing each output line to `watch` as it comes.
+    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Stream, &str)) -> std::io::Result<Output>;
+
+    /// Runs a command, capturing its output.
+    fn run(&self, spec: &CommandSpec) -> std::io::Result<Output> {
+        self.run_watched(spec, &mut |_, _| {})
+    }
 }
 
 /// This machine.
 #[derive(Debug, Default)]
 pub(crate) struct Local;
 
+/// How long a child may take to stop after a forwarded signal before it is killed.
+fn grace() -> Duration {
+    std::env::var("UPSHIFT_GRACE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+/// Most of a command's output kept in memory (the journal keeps a smaller tail).
+const KEEP: usize = 1 << 20;
+
+fn keep(buffer: &mut String, line: &str) {
+    buffer.push_str(line);
+    buffer.push('\n');
+    if buffer.len() > KEEP {
+        let cut = buffer.len() - KEEP;
+        let cut = (cut..buffer.len()).find(|i| buffer.is_char_boundary(*i)).unwrap_or(buffer.len());
+        buffer.drain(..cut);
+    }
+}
+
 impl Executor for Local {
     fn target(&self) -> &str {
         "local"
     }
 
-    fn run(&self, spec: &CommandSpec) -> std::io::Result<Output> {
+    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Stream, &str)) -> std::io::Result<Output> {
         let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("an empty command"))?;
-        let mut expression = duct::cmd(program, args).stdin_null().stdout_capture().stderr_capture().unchecked();
-        if let Some(cwd) = &spec.cwd {
-            expression = expression.dir(cwd);
-        }
-        for (key, value) in &spec.env {
-            expression = expression.env(key, value);
-        }
-        let expression = expression.before_spawn(|command| {
-            use std::os::unix::process::CommandExt;
-            command.process_group(0);
-            Ok(())
-        });
+        let (out_reader, out_writer) = os_pipe::pipe()?;
+        let (err_reader, err_writer) = os_pipe::pipe()?;
+        // Built in a block so every intermediate expression (each holds the
+        // pipes' write ends) is dropped with it.
+        let expression = {
+            let mut expression =
+                duct::cmd(program, args).stdin_null().stdout_file(out_writer).stderr_file(err_writer).unchecked();
+            if let Some(cwd) = &spec.cwd {
+                expression = expression.dir(cwd);
+            }
+            for (key, value) in &spec.env {
+                expression = expression.env(key, value);
+            }
+            expression.before_spawn(|command| {
+                use std::os::unix::process::CommandExt;
+                command.process_group(0);
+                Ok(())
+            })
+        };
         let started = Instant::now();
         let handle = expression.start()?;
-        let mut timed_out = false;
-        let output = match spec.timeout {
-            None => handle.wait()?.clone(),
-            Some(timeout) => match handle.wait_timeout(timeout)? {
-                Some(output) => output.clone(),
-                None => {
-                    timed_out = true;
-                    for pid in handle.pids() {
-                        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                        }
+        // Our copies of the write ends must close, or the readers never see EOF.
+        drop(expression);
+        let pgid = handle.pids().first().copied();
+
+        let (sender, receiver) = mpsc::channel::<(Stream, String)>();
+        for (stream, reader) in [(Stream::Stdout, out_reader), (Stream::Stderr, err_reader)] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(reader);
+                let mut line = Vec::new();
+                while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    let text = String::from_utf8_lossy(&line);
+                    if sender.send((stream, text.trim_end_matches(['\n', '\r']).to_owned())).is_err() {
+                        break;
                     }
-                    handle.kill()?;
-                    handle.wait()?.clone()
+                    line.clear();
                 }
-            },
+            });
+        }
+        drop(sender);
+
+        let mut output = Output::default();
+        let mut readers_done = false;
+        let mut exited_at: Option<Instant> = None;
+        let mut stopping: Option<(Instant, bool)> = None;
+        let status = loop {
+            // Output first: it wakes us as soon as a line or EOF arrives.
+            if !readers_done {
+                match receiver.recv_timeout(Duration::from_millis(20)) {
+                    Ok((stream, line)) => {
+                        watch(stream, &line);
+                        match stream {
+                            Stream::Stdout => keep(&mut output.stdout, &line),
+                            Stream::Stderr => keep(&mut output.stderr, &line),
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => readers_done = true,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+            }
+            let finished = if readers_done {
+                handle.wait_timeout(Duration::from_millis(50))?.map(|o| o.status)
+            } else {
+                handle.try_wait()?.map(|o| o.status)
+            };
+            if let Some(status) = finished {
+                // A daemon that keeps our pipes open must not hold the step forever.
+                let exited = *exited_at.get_or_insert_with(Instant::now);
+                if readers_done || exited.elapsed() > Duration::from_secs(2) {
+                    break status;
+                }
+                continue;
+            }
+            if output.interrupted.is_none()
+                && let Some(signal) = signals::pending()
+            {
+                output.interrupted = Some(signals::name(signal));
+                if let Some(pgid) = pgid {
+                    kill_group(pgid, signals::to_rustix(signal));
+                }
+                stopping = Some((Instant::now(), false));
+            }
+            if let Some(timeout) = spec.timeout
+                && !output.timed_out
+                && output.interrupted.is_none()
+                && started.elapsed() >= timeout
+            {
+                output.timed_out = true;
+                if let Some(pgid) = pgid {
+                    kill_group(pgid, rustix::process::Signal::KILL);
+                }
+            }
+            if let Some((since, killed)) = stopping
+                && !killed
+                && since.elapsed() >= grace()
+            {
+                if let Some(pgid) = pgid {
+                    kill_group(pgid, rustix::process::Signal::KILL);
+                }
+                stopping = Some((since, true));
+            }
         };
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            exit_code: output.status.code(),
-            timed_out,
-            elapsed: started.elapsed(),
-        })
+        output.exit_code = status.code();
+        output.elapsed = started.elapsed();
+        // Whatever is left of the group (a background grandchild) goes with the step.
+        if let Some(pgid) = pgid
+            && (output.timed_out || output.interrupted.is_some())
+        {
+            kill_group(pgid, rustix::process::Signal::KILL);
+        }
+        Ok(output)
+    }
+}
+
+fn kill_group(pgid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// SIGINT and SIGTERM, caught once `install` ran: the engine forwards them to
+/// the running command and stops after it.
+pub(crate) mod signals {
+    use super::*;
+
+    fn slot() -> &'static Arc<AtomicUsize> {
+        static SLOT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+        SLOT.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// Catches SIGINT and SIGTERM from now on (for `run`, `resume`, `rollback`).
+    pub(crate) fn install() {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_usize(signal, Arc::clone(slot()), signal as usize);
+        }
+    }
+
+    /// The signal received, if any.
+    pub(crate) fn pending() -> Option<i32> {
+        match slot().load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal as i32),
+        }
+    }
+
+    pub(crate) fn name(signal: i32) -> &'static str {
+        if signal == signal_hook::consts::SIGTERM { "SIGTERM" } else { "SIGINT" }
+    }
+
+    pub(crate) fn to_rustix(signal: i32) -> rustix::process::Signal {
+        if signal == signal_hook::consts::SIGTERM {
+            rustix::process::Signal::TERM
+        } else {
+            rustix::process::Signal::INT
+        }
     }
 }
 
@@ -111,31 +270,38 @@ impl Executor for Local {
 mod tests {
     use super::*;
 
-    #[test]
-    fn captures_output_and_exit_code() {
-        let spec = CommandSpec {
-            argv: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()],
+    fn spec(script: &str, timeout: Option<Duration>) -> CommandSpec {
+        CommandSpec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
             cwd: None,
             env: vec![("X".into(), "1".into())],
-            timeout: None,
-        };
-        let output = Local.run(&spec).unwrap();
-        assert_eq!(output.stdout, "out\n");
-        assert_eq!(output.stderr, "err\n");
-        assert_eq!(output.exit_code, Some(3));
+            timeout,
+        }
     }
 
     #[test]
-    fn a_timeout_kills_the_command() {
-        let spec = CommandSpec {
-            argv: vec!["sh".into(), "-c".into(), "sleep 5 & sleep 5; echo never".into()],
-            cwd: None,
-            env: Vec::new(),
-            timeout: Some(Duration::from_millis(200)),
-        };
-        let output = Local.run(&spec).unwrap();
+    fn captures_and_streams_output_and_exit_code() {
+        let mut seen = Vec::new();
+        let output = Local
+            .run_watched(&spec("echo out; echo err >&2; echo $X; exit 3", None), &mut |stream, line| {
+                seen.push((stream, line.to_owned()))
+            })
+            .unwrap();
+        assert_eq!(output.stdout, "out\n1\n");
+        assert_eq!(output.stderr, "err\n");
+        assert_eq!(output.exit_code, Some(3));
+        assert!(seen.contains(&(Stream::Stderr, "err".to_owned())));
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("grandchild-survived");
+        let script = format!("(sleep 1; touch {}) & sleep 5; echo never", marker.display());
+        let output = Local.run(&spec(&script, Some(Duration::from_millis(300)))).unwrap();
         assert!(output.timed_out);
-        assert!(output.elapsed < Duration::from_secs(4), "{:?}", output.elapsed);
-        assert!(!output.stdout.contains("never"));
+        assert!(output.elapsed < Duration::from_secs(3), "{:?}", output.elapsed);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!marker.exists(), "the grandchild outlived the timeout");
     }
 }

@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// A version scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Scheme {
     Semver,

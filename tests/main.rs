@@ -120,7 +120,7 @@ pub(crate) fn in_repo(sandbox: &Sandbox, args: &[&str]) -> Run {
 #[test]
 fn help_is_stable() {
     let sandbox = Sandbox::new();
-    for command in ["validate", "plan", "run", "diff", "schema"] {
+    for command in ["validate", "plan", "run", "resume", "rollback", "status", "diff", "schema"] {
         let run = sandbox.run(&[command, "--help"]);
         run.code(0);
         insta::assert_snapshot!(format!("help-{command}"), run.stdout);

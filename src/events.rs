@@ -1,0 +1,192 @@
+//! Events of a run and the reporters that listen to them: cargo-style status
+//! lines (or an indicatif spinner per step on a terminal) on stderr, or
+//! versioned NDJSON on stdout for CI and dashboards. Reporters never decide
+//! anything; every text they get is already masked.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::journal::{Outcome, Phase};
+
+/// The NDJSON events' format version.
+pub(crate) const EVENTS_FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Event<'a> {
+    RunStarted {
+        run_id: &'a str,
+        playbook: &'a str,
+        environment: Option<&'a str>,
+        version: Option<&'a str>,
+        resumed: bool,
+        journal: &'a str,
+    },
+    StepStarted {
+        step: &'a str,
+        name: Option<&'a str>,
+        phase: Phase,
+        action: &'a str,
+        attempt: u32,
+    },
+    Output {
+        step: &'a str,
+        stream: &'static str,
+        line: &'a str,
+    },
+    StepFinished {
+        step: &'a str,
+        phase: Phase,
+        outcome: Outcome,
+        reason: Option<&'a str>,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+    },
+    Notice {
+        level: &'static str,
+        message: &'a str,
+    },
+    RunFinished {
+        run_id: &'a str,
+        outcome: &'a str,
+        exit_code: u8,
+        left: &'a [String],
+    },
+}
+
+pub(crate) trait Reporter {
+    fn event(&mut self, event: &Event<'_>);
+}
+
+/// NDJSON on stdout, one object a line, each with `"v": 1`.
+#[derive(Debug, Default)]
+pub(crate) struct JsonReporter;
+
+impl Reporter for JsonReporter {
+    fn event(&mut self, event: &Event<'_>) {
+        let mut value = serde_json::to_value(event).expect("events serialize");
+        if let Some(object) = value.as_object_mut() {
+            object.insert("v".to_owned(), EVENTS_FORMAT.into());
+            object.insert("at".to_owned(), crate::journal::now().into());
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+}
+
+/// Status lines on stderr; a spinner per step when stderr is a terminal.
+pub(crate) struct TextReporter {
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+    spinner: Option<indicatif::ProgressBar>,
+    terminal: bool,
+}
+
+impl TextReporter {
+    pub(crate) fn new(quiet: bool, verbose: bool, color: bool, terminal: bool) -> TextReporter {
+        TextReporter { quiet, verbose, color, spinner: None, terminal: terminal && !verbose && !quiet }
+    }
+
+    fn line(&mut self, verb: &str, rest: &str, style: &str) {
+        if self.quiet && verb != "error" && verb != "warning" {
+            return;
+        }
+        let (on, off) = if self.color { (style, "\x1b[0m") } else { ("", "") };
+        let text = format!("{on}{verb:>12}{off} {rest}");
+        match &self.spinner {
+            Some(spinner) => spinner.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+const GREEN: &str = "\x1b[1;32m";
+const YELLOW: &str = "\x1b[1;33m";
+const RED: &str = "\x1b[1;31m";
+const CYAN: &str = "\x1b[1;36m";
+
+fn seconds(duration_ms: u64) -> String {
+    let duration = Duration::from_millis(duration_ms);
+    if duration < Duration::from_secs(60) {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
+    }
+}
+
+impl Reporter for TextReporter {
+    fn event(&mut self, event: &Event<'_>) {
+        match event {
+            Event::RunStarted { run_id, playbook, environment, version, resumed, .. } => {
+                let env = environment.map_or_else(String::new, |e| format!(" on `{e}`"));
+                let version = version.map_or_else(String::new, |v| format!(" to {v}"));
+                let verb = if *resumed { "Resuming" } else { "Upgrading" };
+                self.line(verb, &format!("`{playbook}`{env}{version} (run {run_id})"), GREEN);
+            }
+            Event::StepStarted { step, name, phase, attempt, .. } => {
+                let name = name.map_or_else(String::new, |n| format!(": {n}"));
+                let verb = match (phase, attempt) {
+                    (Phase::Rollback, _) => "Rolling back",
+                    (_, 1) => "Running",
+                    _ => "Retrying",
+                };
+                if self.terminal {
+                    let spinner = indicatif::ProgressBar::new_spinner();
+                    spinner.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
+                            .expect("a valid template"),
+                    );
+                    spinner.set_prefix(format!("{step}{name}"));
+                    spinner.enable_steady_tick(Duration::from_millis(120));
+                    self.spinner = Some(spinner);
+                } else {
+                    self.line(verb, &format!("{step}{name}"), CYAN);
+                }
+            }
+            Event::Output { line, .. } => {
+                if let Some(spinner) = &self.spinner {
+                    spinner.set_message(line.to_string());
+                } else if self.verbose {
+                    eprintln!("{:>12} {line}", "│");
+                }
+            }
+            Event::StepFinished { step, phase, outcome, reason, duration_ms, .. } => {
+                if let Some(spinner) = self.spinner.take() {
+                    spinner.finish_and_clear();
+                }
+                let reason = reason.map_or_else(String::new, |r| format!(": {r}"));
+                match (phase, outcome) {
+                    (Phase::Rollback, Outcome::Ok) => {
+                        self.line("Rolled back", &format!("{step} in {}", seconds(*duration_ms)), YELLOW)
+                    }
+                    (Phase::Rollback, Outcome::Skipped) => self.line("Kept", &format!("{step}{reason}"), YELLOW),
+                    (_, Outcome::Ok) => self.line("Finished", &format!("{step} in {}", seconds(*duration_ms)), GREEN),
+                    (_, Outcome::Skipped) => self.line("Skipped", &format!("{step}{reason}"), CYAN),
+                    (_, Outcome::Failed) => self.line("Failed", &format!("{step}{reason}"), RED),
+                }
+            }
+            Event::Notice { level, message } => {
+                let style = if *level == "error" { RED } else { YELLOW };
+                self.line(level, message, style);
+            }
+            Event::RunFinished { outcome, left, .. } => {
+                if let Some(spinner) = self.spinner.take() {
+                    spinner.finish_and_clear();
+                }
+                let style = match *outcome {
+                    "succeeded" => GREEN,
+                    "rolled-back" | "interrupted" => YELLOW,
+                    _ => RED,
+                };
+                self.line("Done", outcome, style);
+                for item in left.iter() {
+                    self.line("left", item, RED);
+                }
+            }
+        }
+    }
+}

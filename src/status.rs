@@ -1,0 +1,107 @@
+//! `status`: the runs in the state dir and each step's outcome, read from the
+//! journals, as text or JSON. Reads only.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::engine::{self, Failure, RunRecord};
+use crate::journal::{Outcome, Phase, Record};
+
+#[derive(Debug, Serialize)]
+struct RunStatus {
+    run_id: String,
+    playbook: String,
+    environment: Option<String>,
+    started_at: String,
+    state: String,
+    unfinished: bool,
+    version: Option<String>,
+    journal: String,
+    steps: Vec<StepStatus>,
+    left: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepStatus {
+    step: String,
+    phase: Phase,
+    /// `ok`, `failed`, `skipped`, or `interrupted` (started, never finished).
+    outcome: String,
+    reason: Option<String>,
+}
+
+fn status_of(record: &RunRecord) -> RunStatus {
+    let mut steps = Vec::new();
+    for phase in [Phase::Step, Phase::Rollback, Phase::Finally] {
+        for (id, outcome) in record.outcomes(phase) {
+            let reason = record.records.iter().rev().find_map(|r| match r {
+                Record::Finished { step, phase: p, reason, .. } if *step == id && *p == phase => reason.clone(),
+                _ => None,
+            });
+            let outcome = match outcome {
+                Some(Outcome::Ok) => "ok",
+                Some(Outcome::Failed) => "failed",
+                Some(Outcome::Skipped) => "skipped",
+                None => "interrupted",
+            };
+            steps.push(StepStatus { step: id, phase, outcome: outcome.to_owned(), reason });
+        }
+    }
+    RunStatus {
+        run_id: record.header.run_id.clone(),
+        playbook: record.header.playbook.clone(),
+        environment: record.header.environment.clone(),
+        started_at: record.header.started_at.clone(),
+        state: record.describe(),
+        unfinished: record.unfinished(),
+        version: record.header.selection.as_ref().map(|s| format!("{} → {}", s.current, s.target)),
+        journal: record.path.display().to_string(),
+        steps,
+        left: record.end().map(|(_, left)| left.to_vec()).unwrap_or_default(),
+    }
+}
+
+/// The runs of one playbook (name and environment), or of every playbook.
+pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, json: bool) -> Result<String, Failure> {
+    let mut runs = Vec::new();
+    match filter {
+        Some((name, env)) => runs.extend(engine::list_runs(&engine::runs_dir(state_dir, name, env))?),
+        None => {
+            for entry in std::fs::read_dir(state_dir.join("runs")).into_iter().flatten().flatten() {
+                runs.extend(engine::list_runs(&entry.path())?);
+            }
+        }
+    }
+    runs.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
+    let statuses: Vec<RunStatus> = runs.iter().map(status_of).collect();
+    if json {
+        let value = serde_json::json!({ "v": 1, "runs": statuses });
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&value).expect("json serializes")));
+    }
+    let mut out = String::new();
+    if statuses.is_empty() {
+        out.push_str("no runs yet\n");
+    }
+    for run in &statuses {
+        let env = run.environment.as_deref().map_or_else(String::new, |e| format!(" on `{e}`"));
+        let version = run.version.as_deref().map_or_else(String::new, |v| format!(", {v}"));
+        let _ = writeln!(out, "run {}: `{}`{env}{version}, started {}", run.run_id, run.playbook, run.started_at);
+        let _ = writeln!(out, "  state    {}", run.state);
+        for step in &run.steps {
+            let phase = match step.phase {
+                Phase::Step => "",
+                Phase::Rollback => " (rollback)",
+                Phase::Finally => " (finally)",
+            };
+            let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
+            let _ = writeln!(out, "  {:<11} {}{phase}{reason}", step.outcome, step.step);
+        }
+        for left in &run.left {
+            let _ = writeln!(out, "  left        {left}");
+        }
+        let _ = writeln!(out, "  journal  {}", run.journal);
+    }
+    Ok(out)
+}
