@@ -147,6 +147,14 @@ impl Checker {
         // Variables: playbook < environment < --var-file < --var.
         let mut vars: IndexMap<String, serde_json::Value> = IndexMap::new();
         for (key, value) in &raw.vars {
+            if BUILTINS.contains(&key.as_str()) {
+                self.push(
+                    Diagnostic::error(format!("`{key}` is a reserved name in templates"))
+                        .at(Location::new(&source, value.span()))
+                        .label("this variable would be hidden")
+                        .help(format!("rename the variable; `{key}` is part of the template context")),
+                );
+            }
             vars.insert(key.clone(), to_json(value.get_ref()));
         }
         let mut secrets_raw: IndexMap<String, (Spanned<RawSecretOwned>, Arc<Source>)> = raw
