@@ -300,8 +300,8 @@ pub(crate) fn run(
         pid: std::process::id(),
         window: window_note.clone(),
     };
-    let mut journal = Journal::create(&path).map_err(|e| io_failure("cannot create the journal", &e))?;
-    journal.append(&Record::Run(Box::new(header))).map_err(|e| io_failure("cannot write the journal", &e))?;
+    let journal = Journal::create(&path, &Record::Run(Box::new(header)))
+        .map_err(|e| io_failure("cannot create the journal", &e))?;
 
     let mut engine = Engine::new(
         playbook,

@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -146,12 +146,16 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Journal {
-    /// Creates a new journal file (it must not exist).
-    pub(crate) fn create(path: &Path) -> std::io::Result<Journal> {
+    /// Creates a new journal whose first record is `first`. The file appears
+    /// whole (written aside, fsynced, renamed), so no journal ever lacks its header.
+    pub(crate) fn create(path: &Path, first: &Record) -> std::io::Result<Journal> {
         let dir = path.parent().expect("a journal lives in a directory");
         create_private_dir(dir)?;
-        let file = OpenOptions::new().append(true).create_new(true).mode(0o600).open(path)?;
-        sync_dir(dir)?;
+        if path.exists() {
+            return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the journal exists"));
+        }
+        crate::files::write_atomic(path, line(first)?.as_bytes(), 0o600)?;
+        let file = OpenOptions::new().append(true).open(path)?;
         Ok(Journal { path: path.to_owned(), file })
     }
 
@@ -168,12 +172,16 @@ impl Journal {
 
     /// Appends one record and fsyncs it.
     pub(crate) fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        let body = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        let sum = checksum(&body);
-        let line = format!("{{\"sum\":\"{sum}\",{}\n", &body[1..]);
-        self.file.write_all(line.as_bytes())?;
+        self.file.write_all(line(record)?.as_bytes())?;
         self.file.sync_data()
     }
+}
+
+/// A record as one journal line, with its checksum first.
+fn line(record: &Record) -> std::io::Result<String> {
+    let body = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    let sum = checksum(&body);
+    Ok(format!("{{\"sum\":\"{sum}\",{}\n", &body[1..]))
 }
 
 /// A journal as read back.
@@ -244,8 +252,7 @@ mod tests {
     fn round_trips_and_ignores_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs/r.jsonl");
-        let mut journal = Journal::create(&path).unwrap();
-        journal.append(&record(1)).unwrap();
+        let mut journal = Journal::create(&path, &record(1)).unwrap();
         journal.append(&record(2)).unwrap();
         let whole = std::fs::read(&path).unwrap();
         // Cut the second record in half: a crash mid-write.
@@ -268,8 +275,7 @@ mod tests {
     fn damage_before_the_last_line_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
-        let mut journal = Journal::create(&path).unwrap();
-        journal.append(&record(1)).unwrap();
+        let mut journal = Journal::create(&path, &record(1)).unwrap();
         journal.append(&record(2)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap().replacen("s1", "s9", 1);
         std::fs::write(&path, text).unwrap();

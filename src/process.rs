@@ -5,10 +5,9 @@
 //!
 //! This module runs what it is given; it does not render, decide or print.
 
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A command ready to run: fully rendered.
@@ -106,6 +105,11 @@ impl Executor for Local {
 
     fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Stream, &str)) -> std::io::Result<Output> {
         let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("an empty command"))?;
+        // An absolute program lets std spawn with posix_spawn (vfork) instead of
+        // fork: duct passes the whole environment, PATH included, and std only
+        // searches PATH itself after a fork.
+        let path_override = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+        let program = resolve_program(program, path_override);
         let (out_reader, out_writer) = os_pipe::pipe()?;
         let (err_reader, err_writer) = os_pipe::pipe()?;
         // Built in a block so every intermediate expression (each holds the
@@ -131,43 +135,66 @@ impl Executor for Local {
         drop(expression);
         let pgid = handle.pids().first().copied();
 
-        let (sender, receiver) = mpsc::channel::<(Stream, String)>();
-        for (stream, reader) in [(Stream::Stdout, out_reader), (Stream::Stderr, err_reader)] {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                let mut reader = std::io::BufReader::new(reader);
-                let mut line = Vec::new();
-                while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                    let text = String::from_utf8_lossy(&line);
-                    if sender.send((stream, text.trim_end_matches(['\n', '\r']).to_owned())).is_err() {
-                        break;
-                    }
-                    line.clear();
-                }
-            });
-        }
-        drop(sender);
-
+        // One loop, no threads: poll both pipes (waking for output or EOF),
+        // and between polls look at the child, the clock and the signals.
         let mut output = Output::default();
-        let mut readers_done = false;
+        let mut streams = [
+            (Stream::Stdout, Some(out_reader), Vec::<u8>::new()),
+            (Stream::Stderr, Some(err_reader), Vec::<u8>::new()),
+        ];
         let mut exited_at: Option<Instant> = None;
         let mut stopping: Option<(Instant, bool)> = None;
         let status = loop {
-            // Output first: it wakes us as soon as a line or EOF arrives.
-            if !readers_done {
-                match receiver.recv_timeout(Duration::from_millis(20)) {
-                    Ok((stream, line)) => {
-                        watch(stream, &line);
-                        match stream {
-                            Stream::Stdout => keep(&mut output.stdout, &line),
-                            Stream::Stderr => keep(&mut output.stderr, &line),
+            let open = streams.iter().filter(|(_, r, _)| r.is_some()).count();
+            if open > 0 {
+                let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+                let mut ready = [false; 2];
+                {
+                    let mut fds: Vec<(usize, rustix::event::PollFd<'_>)> = streams
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, (_, r, _))| {
+                            r.as_ref().map(|r| (i, rustix::event::PollFd::new(r, rustix::event::PollFlags::IN)))
+                        })
+                        .collect();
+                    let mut just: Vec<rustix::event::PollFd<'_>> = fds.iter().map(|(_, fd)| fd.clone()).collect();
+                    match rustix::event::poll(&mut just, Some(&timeout)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                    for ((i, _), fd) in fds.iter_mut().zip(&just) {
+                        ready[*i] = !fd.revents().is_empty();
+                    }
+                }
+                for (i, is_ready) in ready.iter().enumerate() {
+                    if !is_ready {
+                        continue;
+                    }
+                    let (stream, reader, pending) = &mut streams[i];
+                    let mut chunk = [0u8; 8192];
+                    let n = match reader.as_mut().map(|r| std::io::Read::read(r, &mut chunk)) {
+                        Some(Ok(n)) => n,
+                        Some(Err(error)) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                        _ => 0,
+                    };
+                    if n == 0 {
+                        *reader = None;
+                        if !pending.is_empty() {
+                            let line = String::from_utf8_lossy(pending).into_owned();
+                            emit(*stream, &line, watch, &mut output);
+                            pending.clear();
                         }
                         continue;
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => readers_done = true,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(newline) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=newline).collect();
+                        let text = String::from_utf8_lossy(&line);
+                        emit(*stream, text.trim_end_matches(['\n', '\r']), watch, &mut output);
+                    }
                 }
             }
+            let readers_done = streams.iter().all(|(_, r, _)| r.is_none());
             let finished = if readers_done {
                 handle.wait_timeout(Duration::from_millis(50))?.map(|o| o.status)
             } else {
@@ -219,6 +246,32 @@ impl Executor for Local {
             kill_group(pgid, rustix::process::Signal::KILL);
         }
         Ok(output)
+    }
+}
+
+/// Finds `program` on PATH (as `execvp` would); a name with a `/`, or one
+/// that is not found, is returned as it is (the spawn then reports it).
+fn resolve_program(program: &str, path: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = path.map(str::to_owned).or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
+}
+
+/// Hands a line to the watcher and keeps it.
+fn emit(stream: Stream, line: &str, watch: &mut dyn FnMut(Stream, &str), output: &mut Output) {
+    watch(stream, line);
+    match stream {
+        Stream::Stdout => keep(&mut output.stdout, line),
+        Stream::Stderr => keep(&mut output.stderr, line),
     }
 }
 
