@@ -652,3 +652,67 @@ mod tests {
         assert!(satisfies("!= 2.4.7", "2.4.8"));
     }
 }
+
+/// Composer itself is the oracle: `tests/composer/generate` asks composer/semver
+/// how it orders real Magento versions and which requirements they satisfy.
+#[cfg(test)]
+mod composer_oracle {
+    use super::*;
+
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("../tests/fixtures/composer-semver.json")).expect("the fixture is JSON")
+    }
+
+    fn version(text: &str) -> ComposerVersion {
+        ComposerVersion::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn agrees_with_every_comparison() {
+        let fixture = fixture();
+        let rows = fixture["comparisons"].as_array().unwrap();
+        assert!(rows.len() >= 60, "the fixture has {} comparisons", rows.len());
+        for row in rows {
+            let (a, b) = (row["a"].as_str().unwrap(), row["b"].as_str().unwrap());
+            let expected = match row["cmp"].as_i64().unwrap() {
+                -1 => Ordering::Less,
+                0 => Ordering::Equal,
+                _ => Ordering::Greater,
+            };
+            assert_eq!(version(a).cmp(&version(b)), expected, "{a} vs {b}");
+        }
+        let sorted: Vec<&str> = fixture["sorted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for pair in sorted.windows(2) {
+            assert_ne!(version(pair[0]).cmp(&version(pair[1])), Ordering::Greater, "{} then {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn agrees_with_every_requirement() {
+        let fixture = fixture();
+        let rows = fixture["satisfies"].as_array().unwrap();
+        assert!(rows.len() >= 40, "the fixture has {} requirement rows", rows.len());
+        for row in rows {
+            let (requirement, text) = (row["requirement"].as_str().unwrap(), row["version"].as_str().unwrap());
+            let constraint = Constraint::parse(requirement).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                constraint.matches(&version(text)),
+                row["satisfies"].as_bool().unwrap(),
+                "{text} satisfies {requirement}?"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_what_composer_rejects() {
+        let fixture = fixture();
+        for text in fixture["rejected_versions"].as_array().unwrap() {
+            let text = text.as_str().unwrap();
+            assert!(ComposerVersion::parse(text).is_err(), "`{text}` was accepted");
+        }
+        for text in fixture["rejected_requirements"].as_array().unwrap() {
+            let text = text.as_str().unwrap();
+            assert!(Constraint::parse(text).is_err(), "`{text}` was accepted");
+        }
+    }
+}

@@ -144,7 +144,7 @@ fn a_timeout_kills_grandchildren_and_fails_the_step() {
 }
 
 /// Starts `upshift` in the background (no terminal).
-fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
+pub(crate) fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
     let mut command = std::process::Command::cargo_bin("upshift").unwrap();
     command
         .args(args)
@@ -160,7 +160,7 @@ fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
     command.spawn().unwrap()
 }
 
-fn wait_for(path: &Path) {
+pub(crate) fn wait_for(path: &Path) {
     let until = Instant::now() + Duration::from_secs(20);
     while !path.exists() {
         assert!(Instant::now() < until, "{} never appeared", path.display());
@@ -168,7 +168,7 @@ fn wait_for(path: &Path) {
     }
 }
 
-fn signal(child: &Child, signal: &str) {
+pub(crate) fn signal(child: &Child, signal: &str) {
     let status = std::process::Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }

@@ -13,6 +13,7 @@ mod invalid;
 mod language;
 mod plan;
 mod properties;
+mod versions;
 
 /// The repository root.
 fn root() -> PathBuf {
