@@ -225,6 +225,18 @@ pub(crate) fn run(
     now: Option<jiff::Timestamp>,
 ) -> Result<Exit, Failure> {
     let executor = crate::process::Local;
+    // The lock comes first: a second runner must hear "another run holds the
+    // lock", not whatever the first run's half-done changes make its checks say.
+    signals::install();
+    let _lock = take_lock(state_dir, "run")?;
+    let dir = runs_dir(state_dir, &playbook.name, playbook.environment.as_deref());
+    if let Some(unfinished) = list_runs(&dir)?.into_iter().rev().find(RunRecord::unfinished) {
+        return Err(Failure::new(
+            Exit::Locked,
+            format!("run `{}` of this playbook is unfinished ({})", unfinished.header.run_id, unfinished.describe()),
+        )
+        .help("`upshift resume` continues it, `upshift rollback` undoes it"));
+    }
     let plan_options = PlanOptions { selection: selection.clone(), execute: true, execute_read_only: false, now };
     let plan = plan::plan(playbook, &plan_options, &executor).map_err(|error| match error {
         plan::PlanError::Invalid(diagnostics) => {
@@ -271,16 +283,6 @@ pub(crate) fn run(
         Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
     })?;
 
-    signals::install();
-    let _lock = take_lock(state_dir, "run")?;
-    let dir = runs_dir(state_dir, &playbook.name, playbook.environment.as_deref());
-    if let Some(unfinished) = list_runs(&dir)?.into_iter().rev().find(RunRecord::unfinished) {
-        return Err(Failure::new(
-            Exit::Locked,
-            format!("run `{}` of this playbook is unfinished ({})", unfinished.header.run_id, unfinished.describe()),
-        )
-        .help("`upshift resume` continues it, `upshift rollback` undoes it"));
-    }
     let run_id = new_run_id();
     let path = dir.join(format!("{run_id}.jsonl"));
     let started_at = journal::now();

@@ -100,12 +100,13 @@ pub(crate) fn snapshot_tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        // A directory that is not there (yet) holds nothing; files may come and go.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
-                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            } else if let Ok(content) = std::fs::read(&path) {
+                out.push((path, content));
             }
         }
     }

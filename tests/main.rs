@@ -7,6 +7,7 @@ use std::process::Output;
 
 use assert_cmd::cargo::CommandCargoExt;
 
+mod e2e;
 mod engine;
 mod examples;
 mod invalid;

@@ -1,0 +1,380 @@
+//! End to end on a real stack: PHP, Composer and MariaDB from Debian's
+//! packages, the Acme store (`tests/e2e/store`, the application `acme/store`
+//! published in six versions in local path repositories, Packagist off), and
+//! `playbooks/demo-store/upgrade.toml`. Every scenario asserts real state:
+//! installed versions, database contents and dumps, files, the journal.
+//!
+//! One MariaDB serves every scenario (a database each) and is stopped at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::{Run, Sandbox, root};
+
+const TOKEN: &str = "repo-token-9d1c7e5a-canary";
+
+/// A private MariaDB, stopped when dropped.
+struct Db {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Db {
+    fn start() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(root().join("tests/e2e/mariadb"))
+            .args(["start", &dir.path().display().to_string()])
+            .output()
+            .expect("tests/e2e/mariadb runs (scripts/setup installs MariaDB)");
+        assert!(output.status.success(), "MariaDB did not start: {}", String::from_utf8_lossy(&output.stderr));
+        let socket = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        Db { dir, socket }
+    }
+
+    fn sql(&self, database: &str, sql: &str) -> String {
+        let output = std::process::Command::new("mariadb")
+            .args([&format!("--socket={}", self.socket.display()), "-uroot", "-N", "-e", sql, database])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn dump(&self, database: &str) -> String {
+        let output = std::process::Command::new("mariadb-dump")
+            .args([&format!("--socket={}", self.socket.display()), "-uroot", "--skip-dump-date", database])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(root().join("tests/e2e/mariadb"))
+            .args(["stop", &self.dir.path().display().to_string()])
+            .status();
+    }
+}
+
+/// One store: a Composer project at 1.0.0 with its own database.
+struct Store<'a> {
+    db: &'a Db,
+    sandbox: Sandbox,
+    root: PathBuf,
+    name: String,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+impl<'a> Store<'a> {
+    fn new(db: &'a Db, name: &str) -> Store<'a> {
+        let sandbox = Sandbox::new();
+        let home = sandbox.path().join("home");
+        let sandbox = sandbox
+            .env("COMPOSER_ALLOW_SUPERUSER", "1")
+            .env("COMPOSER_DISABLE_NETWORK", "1")
+            .env("COMPOSER_HOME", &home.join("composer").display().to_string())
+            .env("STORE_REPO_TOKEN", TOKEN);
+        let root_dir = sandbox.path().join("store");
+        copy_dir(&root().join("tests/e2e/store"), &root_dir);
+        let packages = root().join("tests/e2e/packages").display().to_string();
+        let composer =
+            std::fs::read_to_string(root_dir.join("composer.json.in")).unwrap().replace("@PACKAGES@", &packages);
+        std::fs::write(root_dir.join("composer.json"), composer).unwrap();
+        std::fs::remove_file(root_dir.join("composer.json.in")).unwrap();
+        let env = std::fs::read_to_string(root_dir.join("app/etc/env.php.in"))
+            .unwrap()
+            .replace("@SOCKET@", &db.socket.display().to_string())
+            .replace("@DB@", name);
+        std::fs::write(root_dir.join("app/etc/env.php"), env).unwrap();
+        std::fs::remove_file(root_dir.join("app/etc/env.php.in")).unwrap();
+        std::fs::create_dir_all(root_dir.join("var/cache")).unwrap();
+        std::fs::write(root_dir.join("var/cache/page.html"), "cached").unwrap();
+        db.sql("mysql", &format!("CREATE DATABASE {name}"));
+        let store = Store { db, sandbox, root: root_dir, name: name.to_owned() };
+        store.shell(
+            "composer update --no-interaction --quiet && php bin/store setup:install && php bin/store indexer:reindex && php bin/store cron:install",
+        );
+        assert_eq!(store.version(), "1.0.0");
+        store
+    }
+
+    /// Runs a shell command in the store with the sandbox's environment.
+    fn shell(&self, script: &str) -> String {
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", script]).current_dir(&self.root).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        for (key, value) in &self.sandbox.env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn version(&self) -> String {
+        self.shell("php bin/store --version").trim().trim_start_matches("Acme Store CLI ").to_owned()
+    }
+
+    fn schema(&self) -> String {
+        self.db.sql(&self.name, "SELECT version FROM store_schema").trim().to_owned()
+    }
+
+    fn args(&self, command: &str, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            command.to_owned(),
+            root().join("playbooks/demo-store/upgrade.toml").display().to_string(),
+            "--var".to_owned(),
+            format!("root={}", self.root.display()),
+            "--var".to_owned(),
+            format!("db_name={}", self.name),
+            "--var".to_owned(),
+            format!("db_socket={}", self.db.socket.display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn upshift(&self, command: &str, extra: &[&str]) -> Run {
+        let args = self.args(command, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = self.sandbox.run(&args);
+        assert!(
+            !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
+            "the token leaked:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    fn spawn(&self, command: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut process = std::process::Command::cargo_bin("upshift").unwrap();
+        process
+            .args(self.args(command, extra))
+            .current_dir(self.sandbox.path())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("NO_COLOR", "1")
+            .env("UPSHIFT_STATE_DIR", self.sandbox.path().join(".state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.sandbox.env {
+            process.env(key, value);
+        }
+        for (key, value) in env {
+            process.env(key, value);
+        }
+        process.spawn().unwrap()
+    }
+
+    /// Every file of the store (vendor included) with its content.
+    fn tree(&self, sub: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        crate::examples::snapshot_tree(&self.root.join(sub))
+    }
+
+    fn journal(&self) -> String {
+        crate::examples::snapshot_tree(&self.sandbox.path().join(".state/runs"))
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "jsonl"))
+            .map(|(_, c)| String::from_utf8(c).unwrap())
+            .collect()
+    }
+
+    fn assert_no_token_in_state(&self) {
+        for (path, content) in crate::examples::snapshot_tree(&self.sandbox.path().join(".state")) {
+            assert!(!String::from_utf8_lossy(&content).contains(TOKEN), "{} holds the token", path.display());
+        }
+    }
+}
+
+fn wait_for(path: &Path) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(Instant::now() < until, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until no process works in `dir` (orphans of a killed run).
+fn wait_for_no_process_in(dir: &Path) {
+    let dir = dir.canonicalize().unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .any(|entry| std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)));
+        if !busy {
+            return;
+        }
+        assert!(Instant::now() < until, "processes still run in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn store_upgrades_end_to_end() {
+    let db = Db::start();
+    happy_path(&db);
+    pinned_patch_level(&db);
+    failure_after_setup_upgrade_rolls_everything_back(&db);
+    killed_during_composer_update_then_resumed(&db);
+    plan_changes_nothing(&db);
+    a_second_run_exits_5(&db);
+}
+
+/// a. 1.0.0 → 1.1.0 (target `~1.1`).
+fn happy_path(db: &Db) {
+    let store = Store::new(db, "store_a");
+    let run = store.upshift("run", &[]);
+    run.code(0);
+    assert_eq!(store.version(), "1.1.0");
+    assert_eq!(store.schema(), "1.1.0");
+    assert!(store.shell("cat composer.json").contains("\"acme/store\": \"1.1.0\""));
+    // The reindex rebuilt the index from the catalog, prices included.
+    assert_eq!(db.sql("store_a", "SELECT COUNT(*), SUM(price_cents) FROM product_index").trim(), "3\t1090");
+    assert!(!store.root.join("var/.maintenance.flag").exists(), "maintenance is off");
+    assert!(!store.root.join("auth.json").exists(), "auth.json is gone");
+    assert!(store.root.join("var/crontab").exists(), "cron is back");
+    assert!(!store.root.join("var/cache/page.html").exists(), "the cache was flushed");
+    store.assert_no_token_in_state();
+}
+
+/// b. `--to 1.0.0-p2`: a patch level; the cache is flushed, the reindex skipped.
+fn pinned_patch_level(db: &Db) {
+    let store = Store::new(db, "store_b");
+    let run = store.upshift("run", &["--to", "1.0.0-p2"]);
+    run.code(2);
+    assert!(run.stderr.contains("`--to 1.0.0-p2` does not satisfy the target `~1.1`"), "{}", run.stderr);
+    let plan = store.upshift("plan", &["--to", "1.0.0-p2", "--force-version"]);
+    plan.code(0);
+    assert!(plan.stdout.contains("selected     1.0.0-p2: pinned with `--to 1.0.0-p2`"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("change       patch"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("skipped: `version.change in ['major', 'minor']` is false"), "{}", plan.stdout);
+    let run = store.upshift("run", &["--to", "1.0.0-p2", "--force-version"]);
+    run.code(0);
+    assert_eq!(store.version(), "1.0.0-p2");
+    assert_eq!(store.schema(), "1.0.0-p2");
+    assert!(run.stderr.contains("Skipped reindex"), "{}", run.stderr);
+    assert!(!store.root.join("var/cache/page.html").exists(), "the cache was flushed");
+    // 1.0.0-p2 trims names in the catalog; the index was not rebuilt.
+    assert_eq!(db.sql("store_b", "SELECT name FROM products WHERE sku = 'T-1'").trim(), "Green tea");
+    assert_eq!(
+        db.sql("store_b", "SELECT product_name FROM product_index WHERE product_id = 1").trim_end_matches('\n'),
+        " Green tea "
+    );
+    store.assert_no_token_in_state();
+}
+
+/// c. A failure right after `setup:upgrade`: the database, composer.json,
+/// composer.lock and vendor/ are back as they were; maintenance is off; exit 1.
+fn failure_after_setup_upgrade_rolls_everything_back(db: &Db) {
+    let store = Store::new(db, "store_c");
+    let dump = db.dump("store_c");
+    let manifests = (store.shell("cat composer.json"), store.shell("cat composer.lock"));
+    let vendor = store.tree("vendor");
+    let run = store.upshift("run", &["--var", "fail_after_upgrade=yes"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("Failed injected-failure: exit code 1: injected failure after setup:upgrade"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("`setup-upgrade` cannot be undone"), "{}", run.stderr);
+    assert_eq!(db.dump("store_c"), dump, "the database is restored byte for byte");
+    assert_eq!((store.shell("cat composer.json"), store.shell("cat composer.lock")), manifests);
+    assert_eq!(store.tree("vendor"), vendor, "vendor/ is reinstalled as it was");
+    assert_eq!(store.version(), "1.0.0");
+    assert!(!store.root.join("var/.maintenance.flag").exists(), "maintenance is off");
+    assert!(!store.root.join("auth.json").exists());
+    store.assert_no_token_in_state();
+}
+
+/// d. SIGKILL during `composer update`, then `resume`: it completes, and no
+/// step before it ran twice.
+fn killed_during_composer_update_then_resumed(db: &Db) {
+    let store = Store::new(db, "store_d");
+    let child = store.spawn("run", &[], &[("STORE_COMPOSER_DELAY", "2")]);
+    wait_for(&store.root.join("var/composer-updating"));
+    let status = std::process::Command::new("kill").args(["-s", "KILL", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let _ = child.wait_with_output();
+    wait_for_no_process_in(&store.root);
+    let status = store.sandbox.run(&["status"]);
+    assert!(status.stdout.contains("unfinished: stopped during `composer-update`"), "{}", status.stdout);
+    let resume = store.sandbox.run(&["resume"]);
+    resume.code(0);
+    assert!(
+        resume.stderr.contains("`composer-update` was interrupted; running it again (it is idempotent)"),
+        "{}",
+        resume.stderr
+    );
+    assert_eq!(store.version(), "1.1.0");
+    assert_eq!(store.schema(), "1.1.0");
+    let journal = store.journal();
+    for step in ["maintenance-state", "maintenance-on", "cron-remove", "backup", "auth", "require-version"] {
+        let started = journal.matches(&format!("\"type\":\"started\",\"step\":\"{step}\",\"phase\":\"step\"")).count();
+        assert_eq!(started, 1, "`{step}` started {started} times");
+    }
+    assert_eq!(journal.matches("\"type\":\"started\",\"step\":\"composer-update\"").count(), 2);
+    assert!(!store.root.join("auth.json").exists());
+    store.assert_no_token_in_state();
+}
+
+/// e. `plan` changes nothing, and shows the composer.json diff, the candidates
+/// and the readiness results.
+fn plan_changes_nothing(db: &Db) {
+    let store = Store::new(db, "store_e");
+    let files = store.tree("");
+    let dump = db.dump("store_e");
+    let plan = store.upshift("plan", &[]);
+    plan.code(0);
+    assert_eq!(store.tree(""), files, "plan changed a file");
+    assert_eq!(db.dump("store_e"), dump, "plan changed the database");
+    let out = &plan.stdout;
+    assert!(out.contains("candidates   1.1.0\n"), "{out}");
+    assert!(out.contains("ok     Database schema is up to date: All modules are up to date."), "{out}");
+    assert!(out.contains("ok     Database reachable: "), "{out}");
+    assert!(out.contains("-        \"acme/store\": \"1.0.0\"\n        | +        \"acme/store\": \"1.1.0\""), "{out}");
+    assert!(out.contains("\"packages.acme.invalid\": \"<secret:repo_token>\""), "the auth.json diff is masked: {out}");
+}
+
+/// f. A second `run` while one is running exits 5.
+fn a_second_run_exits_5(db: &Db) {
+    let store = Store::new(db, "store_f");
+    let child = store.spawn("run", &[], &[("STORE_SETUP_DELAY", "3")]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !store.journal().contains("\"step\":\"setup-upgrade\"") {
+        assert!(Instant::now() < until, "the first run never reached setup-upgrade");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = store.upshift("run", &[]);
+    second.code(5);
+    assert!(
+        second.stderr.contains(&format!("another upshift holds the lock: pid {}", child.id())),
+        "{}",
+        second.stderr
+    );
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(TOKEN));
+    assert_eq!(store.version(), "1.1.0");
+    store.assert_no_token_in_state();
+}
