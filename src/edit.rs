@@ -7,25 +7,235 @@
 use regex::Regex;
 use serde_json::Value;
 
-/// Sets every pointer to its value; missing parent objects are created.
+/// Sets every pointer to its value, changing only the bytes of that value
+/// (or inserting one member), so the file keeps its layout as Composer's own
+/// JSON manipulator does. Missing parent objects are created; where a splice
+/// is not possible the document is written out again, pretty, with the file's
+/// indentation.
 pub(crate) fn json(text: &str, entries: &[(String, Value)]) -> Result<String, String> {
-    let mut document: Value = serde_json::from_str(text).map_err(|error| format!("the file is not JSON: {error}"))?;
+    let mut expected: Value = serde_json::from_str(text).map_err(|error| format!("the file is not JSON: {error}"))?;
     for (pointer, value) in entries {
-        set_pointer(&mut document, pointer, value.clone())?;
+        set_pointer(&mut expected, pointer, value.clone())?;
+    }
+    let mut out = text.to_owned();
+    for (pointer, value) in entries {
+        match splice(&out, &tokens(pointer), value) {
+            Some(spliced) => out = spliced,
+            None => return pretty(text, &expected),
+        }
+    }
+    // The splice must mean exactly what the structured edit means.
+    match serde_json::from_str::<Value>(&out) {
+        Ok(parsed) if parsed == expected => Ok(out),
+        _ => pretty(text, &expected),
+    }
+}
+
+fn pretty(text: &str, document: &Value) -> Result<String, String> {
+    let original: Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if original == *document {
+        return Ok(text.to_owned());
     }
     let indent = detect_indent(text);
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(&document, &mut serializer).map_err(|error| error.to_string())?;
+    serde::Serialize::serialize(document, &mut serializer).map_err(|error| error.to_string())?;
     let mut out = String::from_utf8(out).map_err(|error| error.to_string())?;
     if text.ends_with('\n') {
         out.push('\n');
     }
-    // Unchanged content stays byte-for-byte what it was.
-    let reparsed: Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
-    let edited: Value = serde_json::from_str(&out).map_err(|error| error.to_string())?;
-    Ok(if reparsed == edited { text.to_owned() } else { out })
+    Ok(out)
+}
+
+fn tokens(pointer: &str) -> Vec<String> {
+    pointer.split('/').skip(1).map(|token| token.replace("~1", "/").replace("~0", "~")).collect()
+}
+
+/// The text with the value at `tokens` replaced (or, for a missing last key
+/// of an existing object, inserted). `None` when that cannot be done in place.
+fn splice(text: &str, tokens: &[String], value: &Value) -> Option<String> {
+    let new = serde_json::to_string(value).ok()?;
+    let (last, parents) = tokens.split_last()?;
+    let bytes = text.as_bytes();
+    let mut scanner = Scanner { bytes, pos: 0 };
+    scanner.ws();
+    let mut at = scanner.pos;
+    for token in parents {
+        at = Scanner { bytes, pos: at }.member(token)?.1;
+    }
+    let mut parent = Scanner { bytes, pos: at };
+    match parent.member(last) {
+        Some((_, start, end)) => {
+            if text[start..end] == new {
+                return Some(text.to_owned());
+            }
+            Some(format!("{}{new}{}", &text[..start], &text[end..]))
+        }
+        None => {
+            // Insert a member at the end of an object, indented like its siblings.
+            if bytes.get(at) != Some(&b'{') {
+                return None;
+            }
+            let mut scan = Scanner { bytes, pos: at };
+            let (close, last_end, indent) = scan.object_end()?;
+            let key = serde_json::to_string(last).ok()?;
+            Some(match last_end {
+                Some(last_end) => format!("{},{indent}{key}: {new}{}", &text[..last_end], &text[last_end..]),
+                None => format!("{}{key}: {new}{}", &text[..close], &text[close..]),
+            })
+        }
+    }
+}
+
+/// A JSON scanner that finds byte ranges; it trusts that the text parsed.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    fn ws(&mut self) {
+        while self.bytes.get(self.pos).is_some_and(|b| b.is_ascii_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips a string, returning its decoded text.
+    fn string(&mut self) -> Option<String> {
+        let start = self.pos;
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        self.pos += 1;
+        while let Some(&b) = self.bytes.get(self.pos) {
+            self.pos += 1;
+            match b {
+                b'\\' => self.pos += 1,
+                b'"' => return serde_json::from_slice(&self.bytes[start..self.pos]).ok(),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Skips any value.
+    fn value(&mut self) -> Option<()> {
+        self.ws();
+        match self.bytes.get(self.pos)? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                while let Some(&b) = self.bytes.get(self.pos) {
+                    match b {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.pos += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.pos += 1;
+                }
+                None
+            }
+            _ => {
+                while self.bytes.get(self.pos).is_some_and(|b| !b",}] \t\r\n".contains(b)) {
+                    self.pos += 1;
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// In the object or array at `pos`: the member `token` as (key start, value start, value end).
+    fn member(&mut self, token: &str) -> Option<(usize, usize, usize)> {
+        self.ws();
+        match self.bytes.get(self.pos)? {
+            b'{' => {
+                self.pos += 1;
+                loop {
+                    self.ws();
+                    if self.bytes.get(self.pos)? == &b'}' {
+                        return None;
+                    }
+                    let key_start = self.pos;
+                    let key = self.string()?;
+                    self.ws();
+                    if self.bytes.get(self.pos)? != &b':' {
+                        return None;
+                    }
+                    self.pos += 1;
+                    self.ws();
+                    let start = self.pos;
+                    self.value()?;
+                    if key == token {
+                        return Some((key_start, start, self.pos));
+                    }
+                    self.ws();
+                    if self.bytes.get(self.pos)? == &b',' {
+                        self.pos += 1;
+                    }
+                }
+            }
+            b'[' => {
+                let index: usize = token.parse().ok()?;
+                self.pos += 1;
+                for i in 0.. {
+                    self.ws();
+                    if self.bytes.get(self.pos)? == &b']' {
+                        return None;
+                    }
+                    let start = self.pos;
+                    self.value()?;
+                    if i == index {
+                        return Some((start, start, self.pos));
+                    }
+                    self.ws();
+                    if self.bytes.get(self.pos)? == &b',' {
+                        self.pos += 1;
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// For the object at `pos`: its closing brace, the end of its last member
+    /// (if any), and the whitespace that precedes its members.
+    fn object_end(&mut self) -> Option<(usize, Option<usize>, String)> {
+        self.pos += 1;
+        let mut last_end = None;
+        let mut indent = None;
+        loop {
+            let before = self.pos;
+            self.ws();
+            if self.bytes.get(self.pos)? == &b'}' {
+                let indent = indent.unwrap_or_else(|| " ".to_owned());
+                return Some((self.pos, last_end, indent));
+            }
+            if indent.is_none() {
+                indent = Some(String::from_utf8_lossy(&self.bytes[before..self.pos]).into_owned());
+            }
+            self.string()?;
+            self.ws();
+            self.pos += 1; // ':'
+            self.value()?;
+            last_end = Some(self.pos);
+            self.ws();
+            if self.bytes.get(self.pos)? == &b',' {
+                self.pos += 1;
+            }
+        }
+    }
 }
 
 fn set_pointer(document: &mut Value, pointer: &str, value: Value) -> Result<(), String> {
@@ -33,8 +243,7 @@ fn set_pointer(document: &mut Value, pointer: &str, value: Value) -> Result<(), 
         *document = value;
         return Ok(());
     }
-    let tokens: Vec<String> =
-        pointer.split('/').skip(1).map(|token| token.replace("~1", "/").replace("~0", "~")).collect();
+    let tokens = tokens(pointer);
     let (last, parents) = tokens.split_last().ok_or_else(|| format!("`{pointer}` is not a JSON pointer"))?;
     let mut current = document;
     for token in parents {
@@ -174,6 +383,19 @@ mod tests {
         let edited = json(text, &entries).unwrap();
         assert_eq!(edited, text.replace("2.4.6", "2.4.7"));
         assert_eq!(json(&edited, &entries).unwrap(), edited, "idempotent");
+    }
+
+    #[test]
+    fn json_edit_changes_only_the_value_it_sets() {
+        let text = "{\n  \"require\": { \"acme/store\": \"1.0.0\", \"php\": \">=8.1\" },\n  \"repositories\": [ { \"type\": \"path\" } ]\n}\n";
+        let edited = json(text, &[("/require/acme~1store".to_owned(), Value::from("1.1.0"))]).unwrap();
+        assert_eq!(edited, text.replace("1.0.0", "1.1.0"));
+        let added = json(text, &[("/require/acme~1extra".to_owned(), Value::from("^2"))]).unwrap();
+        assert_eq!(added, text.replace("\">=8.1\" }", "\">=8.1\", \"acme/extra\": \"^2\" }"));
+        let created = json(text, &[("/config/sort-packages".to_owned(), Value::from(true))]).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&created).unwrap()["config"]["sort-packages"], true);
+        let indexed = json(text, &[("/repositories/0/type".to_owned(), Value::from("vcs"))]).unwrap();
+        assert_eq!(indexed, text.replace("\"path\"", "\"vcs\""));
     }
 
     #[test]

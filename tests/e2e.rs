@@ -354,6 +354,23 @@ fn plan_changes_nothing(db: &Db) {
     assert!(out.contains("ok     Database reachable: "), "{out}");
     assert!(out.contains("-        \"acme/store\": \"1.0.0\"\n        | +        \"acme/store\": \"1.1.0\""), "{out}");
     assert!(out.contains("\"packages.acme.invalid\": \"<secret:repo_token>\""), "the auth.json diff is masked: {out}");
+    for format in ["json", "markdown"] {
+        store.upshift("plan", &["--format", format]).code(0);
+    }
+    // The plan is the reviewed contract: snapshot it, with this machine's
+    // paths, versions and free space taken out.
+    let scrubbed = store
+        .sandbox
+        .scrub(out)
+        .replace(&db.socket.display().to_string(), "[SOCKET]")
+        .replace(&root().display().to_string(), "[REPO]");
+    let scrubbed = regex::Regex::new(r"(PHP version|Database reachable): \d+\.\d+\.\d+")
+        .unwrap()
+        .replace_all(&scrubbed, "$1: [VERSION]")
+        .into_owned();
+    let scrubbed =
+        regex::Regex::new(r"\d+ \(at least 102400\)").unwrap().replace_all(&scrubbed, "[FREE] (at least 102400)");
+    insta::assert_snapshot!("demo_store_plan", scrubbed);
 }
 
 /// f. A second `run` while one is running exits 5.
