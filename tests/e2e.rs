@@ -212,23 +212,6 @@ fn wait_for(path: &Path) {
     }
 }
 
-/// Waits until no process works in `dir` (orphans of a killed run).
-fn wait_for_no_process_in(dir: &Path) {
-    let dir = dir.canonicalize().unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let busy = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .any(|entry| std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)));
-        if !busy {
-            return;
-        }
-        assert!(Instant::now() < until, "processes still run in {}", dir.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn store_upgrades_end_to_end() {
     let db = Db::start();
@@ -316,7 +299,7 @@ fn killed_during_composer_update_then_resumed(db: &Db) {
     let status = std::process::Command::new("kill").args(["-s", "KILL", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let _ = child.wait_with_output();
-    wait_for_no_process_in(&store.root);
+    crate::wait_for_no_process_in(&store.root);
     let status = store.sandbox.run(&["status"]);
     assert!(status.stdout.contains("unfinished: stopped during `composer-update`"), "{}", status.stdout);
     let resume = store.sandbox.run(&["resume"]);

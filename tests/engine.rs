@@ -486,6 +486,9 @@ fn killed_at_random_moments_resume_runs_every_step_exactly_once() {
         std::thread::sleep(Duration::from_micros(random(120_000)));
         signal(&child, "KILL");
         let output = child.wait_with_output().unwrap();
+        // A step's command may outlive upshift for a moment: let it finish, as
+        // an operator looking at the machine would.
+        crate::wait_for_no_process_in(sandbox.path());
         if output.status.code() != Some(0) {
             let status = sandbox.run(&["status", "--format", "json"]);
             status.code(0);

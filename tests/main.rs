@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -112,6 +113,23 @@ impl Run {
             self.code, self.stdout, self.stderr
         );
         self
+    }
+}
+
+/// Waits until no process works in `dir` (orphans of a killed run).
+pub(crate) fn wait_for_no_process_in(dir: &Path) {
+    let dir = dir.canonicalize().unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .any(|entry| std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)));
+        if !busy {
+            return;
+        }
+        assert!(Instant::now() < until, "processes still run in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
