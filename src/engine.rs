@@ -279,9 +279,7 @@ pub(crate) fn run(
         }
         window_note = Some(format!("started outside the window with --ignore-window (next opens {next})"));
     }
-    let secret_values = crate::secrets::resolve(playbook).map_err(|missing| {
-        Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
-    })?;
+    let secret_values = resolve_secrets(playbook)?;
 
     let run_id = new_run_id();
     let path = dir.join(format!("{run_id}.jsonl"));
@@ -410,30 +408,11 @@ pub(crate) fn resume(
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
-    playbook.vars = record.header.vars.clone();
-    let secret_values = crate::secrets::resolve(playbook).map_err(|missing| {
-        Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
-    })?;
-    signals::install();
-    let _lock = take_lock(state_dir, "resume")?;
-    // Read again under the lock: another process may have moved it on.
-    let record = read_run(&record.path)?;
+    let Reopened { record, journal, contexts: engine_contexts, secrets: secret_values, _lock } =
+        reopen(playbook, &record, state_dir, "resume")?;
     let executor = crate::process::Local;
-    let selection =
-        record.header.selection.as_ref().map(selection_of).transpose().map_err(|why| {
-            Failure::new(Exit::Invalid, format!("the journal's version choice does not parse: {why}"))
-        })?;
-    let journal =
-        Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
 
     // Fingerprints of completed steps against the playbook as it is now.
-    let mut engine_contexts = Engine::contexts(
-        playbook,
-        &secret_values,
-        selection.as_ref(),
-        (&record.header.run_id, &record.header.started_at),
-    );
-    restore_outputs(&record, &mut engine_contexts);
     let started: BTreeMap<String, String> = record
         .records
         .iter()
@@ -530,6 +509,44 @@ pub(crate) fn resume(
     engine.finish_from(0, &skip)
 }
 
+/// Resolves the playbook's secrets; a missing required one stops before anything changes.
+fn resolve_secrets(playbook: &Playbook) -> Result<BTreeMap<String, String>, Failure> {
+    crate::secrets::resolve(playbook).map_err(|missing| {
+        Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
+    })
+}
+
+/// A journalled run made ready to go on (`resume`) or to be undone (`rollback`).
+struct Reopened {
+    /// Read again under the lock: another process may have moved it on.
+    record: RunRecord,
+    journal: Journal,
+    /// Shown and exec contexts, with the journal's version choice and step outputs.
+    contexts: (Context, Context),
+    secrets: BTreeMap<String, String>,
+    _lock: crate::lock::Lock,
+}
+
+/// Binds the playbook to the run's variables, resolves secrets, takes the
+/// lock, and rebuilds the contexts from the journal. Never selects a version.
+fn reopen(playbook: &mut Playbook, record: &RunRecord, state_dir: &Path, command: &str) -> Result<Reopened, Failure> {
+    playbook.vars = record.header.vars.clone();
+    let secrets = resolve_secrets(playbook)?;
+    signals::install();
+    let lock = take_lock(state_dir, command)?;
+    let record = read_run(&record.path)?;
+    let selection =
+        record.header.selection.as_ref().map(selection_of).transpose().map_err(|why| {
+            Failure::new(Exit::Invalid, format!("the journal's version choice does not parse: {why}"))
+        })?;
+    let journal =
+        Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
+    let mut contexts =
+        Engine::contexts(playbook, &secrets, selection.as_ref(), (&record.header.run_id, &record.header.started_at));
+    restore_outputs(&record, &mut contexts);
+    Ok(Reopened { record, journal, contexts, secrets, _lock: lock })
+}
+
 fn continues_on_error(playbook: &Playbook, id: &str) -> bool {
     playbook.steps.iter().any(|s| s.id.as_str() == id && s.continue_on_error)
 }
@@ -554,27 +571,9 @@ pub(crate) fn rollback(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Exit, Failure> {
-    playbook.vars = record.header.vars.clone();
-    let secret_values = crate::secrets::resolve(playbook).map_err(|missing| {
-        Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
-    })?;
-    signals::install();
-    let _lock = take_lock(state_dir, "rollback")?;
-    let record = read_run(&record.path)?;
+    let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
+        reopen(playbook, &record, state_dir, "rollback")?;
     let executor = crate::process::Local;
-    let selection =
-        record.header.selection.as_ref().map(selection_of).transpose().map_err(|why| {
-            Failure::new(Exit::Invalid, format!("the journal's version choice does not parse: {why}"))
-        })?;
-    let journal =
-        Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
-    let mut contexts = Engine::contexts(
-        playbook,
-        &secret_values,
-        selection.as_ref(),
-        (&record.header.run_id, &record.header.started_at),
-    );
-    restore_outputs(&record, &mut contexts);
     let mut engine = Engine::with_contexts(
         playbook,
         &executor,
