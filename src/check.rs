@@ -92,8 +92,7 @@ impl Checker {
     fn read(&mut self, path: &Path, what: &str, at: Option<Location>) -> Option<Arc<Source>> {
         match document::read(path, what) {
             Ok(source) => {
-                self.hasher.update(source.display.as_bytes());
-                self.hasher.update([0]);
+                // Content only: the same playbook has the same fingerprint wherever it is checked out.
                 self.hasher.update(source.text.as_bytes());
                 self.hasher.update([0]);
                 Some(source)
