@@ -324,7 +324,7 @@ pub(crate) fn run(
     if let Some(note) = &window_note {
         engine.notice("warning", note);
     }
-    engine.finish_from(0, &HashSet::new())
+    engine.finish(&HashSet::new())
 }
 
 fn take_lock(state_dir: &Path, command: &str) -> Result<crate::lock::Lock, Failure> {
@@ -422,7 +422,6 @@ pub(crate) fn resume(
         })
         .collect();
     let outcomes = record.outcomes(Phase::Step);
-    let known: HashSet<&str> = playbook.steps.iter().map(|s| s.id.as_str()).collect();
     let mut changed = Vec::new();
     for (id, outcome) in &outcomes {
         if *outcome != Some(Outcome::Ok) {
@@ -437,7 +436,6 @@ pub(crate) fn resume(
             changed.push(format!("`{id}` changed since it ran"));
         }
     }
-    let _ = known;
     if !changed.is_empty() && !options.accept_changes {
         return Err(Failure::new(
             Exit::Invalid,
@@ -506,7 +504,7 @@ pub(crate) fn resume(
     }
     // Steps done before the crash count for rollback.
     engine.done = outcomes.iter().filter(|(_, o)| *o == Some(Outcome::Ok)).map(|(id, _)| id.clone()).collect();
-    engine.finish_from(0, &skip)
+    engine.finish(&skip)
 }
 
 /// Resolves the playbook's secrets; a missing required one stops before anything changes.
@@ -597,7 +595,7 @@ pub(crate) fn rollback(
         .filter(|(id, o)| *o == Some(Outcome::Ok) && !rolled_back.contains(id))
         .map(|(id, _)| id)
         .collect();
-    engine.rollback_and_finish(None)
+    engine.rollback_and_finish()
 }
 
 /// How a list of steps ended.
@@ -746,8 +744,8 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs the steps (skipping `skip`), then finally; rolls back on a failure.
-    fn finish_from(&mut self, from: usize, skip: &HashSet<String>) -> Result<Exit, Failure> {
-        let steps = &self.playbook.steps[from..];
+    fn finish(&mut self, skip: &HashSet<String>) -> Result<Exit, Failure> {
+        let steps = &self.playbook.steps;
         match self.steps(steps, Phase::Step, skip)? {
             Ended::Completed => {
                 let failures = self.finally()?;
@@ -766,7 +764,7 @@ impl<'a> Engine<'a> {
                         if self.done.len() == 1 { "" } else { "s" }
                     ),
                 );
-                self.rollback_and_finish(Some(id))
+                self.rollback_and_finish()
             }
             Ended::Interrupted(step) => self.interrupted(step),
         }
@@ -787,8 +785,7 @@ impl<'a> Engine<'a> {
         Ok(Exit::Interrupted)
     }
 
-    fn rollback_and_finish(&mut self, failed: Option<String>) -> Result<Exit, Failure> {
-        let _ = failed;
+    fn rollback_and_finish(&mut self) -> Result<Exit, Failure> {
         let left = match self.rollback()? {
             Ok(left) => left,
             Err(step) => return self.interrupted(step),

@@ -280,15 +280,11 @@ fn a_pause_needs_approval_and_sigterm_interrupts_it() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("Continue with `ticket`? [y/N]"), "{text}");
     assert!(text.contains("interrupted by SIGTERM during `ticket`"), "{text}");
-    let _ = child_exit(output.status);
+    assert_eq!(output.status.code(), Some(130), "script passes upshift's exit code on (-e)");
     assert_eq!(log(&sandbox), ["before"], "nothing ran after the pause, nothing was rolled back");
     let resume = sandbox.run(&["resume", "--approve", "ticket"]);
     resume.code(0);
     assert_eq!(log(&sandbox), ["before", "after"]);
-}
-
-fn child_exit(status: std::process::ExitStatus) -> Option<i32> {
-    status.code()
 }
 
 #[test]
