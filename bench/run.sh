@@ -31,7 +31,11 @@ best_ms() { # best wall time in ms of "$@", run $runs times, with a fresh setup 
   for ((r = 0; r < runs; r++)); do
     rm -rf "$dir/state" "$dir/journal"
     start=$(date +%s%N)
-    "$@" > /dev/null 2>&1
+    if ! "$@" > "$dir/out" 2>&1; then
+      echo "bench: failed: $*" >&2
+      tail -5 "$dir/out" >&2
+      exit 1
+    fi
     end=$(date +%s%N)
     ns=$((end - start))
     if ((ns < best)); then best=$ns; fi
@@ -54,7 +58,7 @@ for n in 10 100 500; do
   if [ -n "$ansible" ]; then
     { echo '- hosts: localhost'; echo '  gather_facts: false'; echo '  tasks:';
       for ((i = 0; i < n; i++)); do echo "    - command: 'true'"; done; } > "$dir/p.yml"
-    an=$(best_ms "$ansible" -c local -i localhost, "$dir/p.yml")
+    an="$(best_ms "$ansible" -c local -i localhost, -e "ansible_python_interpreter=$dir/venv/bin/python" "$dir/p.yml") ms"
   fi
   rm -rf "$dir/state"
   /usr/bin/time -f '%M' -o "$dir/rss" "$bin" --state-dir "$dir/state" -q run "$dir/p.toml" > /dev/null 2>&1
