@@ -306,6 +306,7 @@ fn resume_refuses_a_changed_playbook_unless_accepted() {
     wait_for(&sandbox.path().join("at-gate"));
     signal(&child, "KILL");
     let _ = child.wait_with_output();
+    crate::kill_processes_in(sandbox.path());
     // Change a completed step.
     std::fs::write(
         &playbook,

@@ -133,6 +133,18 @@ pub(crate) fn wait_for_no_process_in(dir: &Path) {
     }
 }
 
+/// Kills every process working in `dir`: what a killed run left behind.
+pub(crate) fn kill_processes_in(dir: &Path) {
+    let dir = dir.canonicalize().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let _ = std::process::Command::new("kill").args(["-s", "KILL", &pid]).status();
+        }
+    }
+    wait_for_no_process_in(&dir);
+}
+
 /// Runs `upshift` from the repository root (for paths like `playbooks/…`).
 pub(crate) fn in_repo(sandbox: &Sandbox, args: &[&str]) -> Run {
     sandbox.run_in(&root(), args)

@@ -42,6 +42,8 @@ fn resume_keeps_the_journalled_version_even_when_a_newer_one_appears() {
     crate::engine::wait_for(&sandbox.path().join("waiting"));
     crate::engine::signal(&child, "KILL");
     let _ = child.wait_with_output();
+    // The step's command outlives upshift; a crash would take it too.
+    crate::kill_processes_in(sandbox.path());
     // Meanwhile a newer release is published.
     std::fs::write(sandbox.path().join("versions.txt"), "2.4.6\n2.4.6-p3\n2.4.7\n2.4.7-p1\n2.4.8\n").unwrap();
     let plan = sandbox.run(&["plan", &playbook.to_string_lossy()]);
