@@ -970,21 +970,7 @@ impl<'a> Engine<'a> {
                     self.notice("warning", &format!("`{id}` cannot be undone (rollback = false); an earlier step's rollback restores what it changed"));
                 }
                 Rollback::Restore => {
-                    self.append(&Record::Started {
-                        step: id.clone(),
-                        phase: Phase::Rollback,
-                        fingerprint: String::new(),
-                        action: "restore the file from its snapshot".to_owned(),
-                        target: self.executor.target().to_owned(),
-                        at: journal::now(),
-                    })?;
-                    self.report(&Event::StepStarted {
-                        step: &id,
-                        name: None,
-                        phase: Phase::Rollback,
-                        action: "restore",
-                        attempt: 1,
-                    });
+                    self.start_rollback(&id, "restore the file from its snapshot")?;
                     let started = Instant::now();
                     let result = self.snapshots.restore(&id);
                     let output = Output { elapsed: started.elapsed(), exit_code: Some(0), ..Output::default() };
@@ -1029,21 +1015,7 @@ impl<'a> Engine<'a> {
                     }
                     let planned_action = plan::render_action(action, &shown, false).map_err(render_failure)?;
                     let text = describe_action(&planned_action);
-                    self.append(&Record::Started {
-                        step: id.clone(),
-                        phase: Phase::Rollback,
-                        fingerprint: String::new(),
-                        action: text.clone(),
-                        target: self.executor.target().to_owned(),
-                        at: journal::now(),
-                    })?;
-                    self.report(&Event::StepStarted {
-                        step: &id,
-                        name: None,
-                        phase: Phase::Rollback,
-                        action: &text,
-                        attempt: 1,
-                    });
+                    self.start_rollback(&id, &text)?;
                     // A rollback runs where its step ran unless it says otherwise.
                     let cwd = cwd.as_ref().or(step.cwd.as_ref());
                     let planned = PlannedStep::for_rollback(&id, planned_action);
@@ -1062,6 +1034,19 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(Ok(left))
+    }
+
+    fn start_rollback(&mut self, id: &str, action: &str) -> Result<(), Failure> {
+        self.append(&Record::Started {
+            step: id.to_owned(),
+            phase: Phase::Rollback,
+            fingerprint: String::new(),
+            action: action.to_owned(),
+            target: self.executor.target().to_owned(),
+            at: journal::now(),
+        })?;
+        self.report(&Event::StepStarted { step: id, name: None, phase: Phase::Rollback, action, attempt: 1 });
+        Ok(())
     }
 
     fn finish_rollback(&mut self, id: &str, error: Option<String>, output: &Output) -> Result<(), Failure> {
