@@ -136,7 +136,6 @@ impl Checker {
             self.requires(requires, &source);
         }
         for (key, value) in &raw.params {
-            let _ = value;
             self.push(
                 Diagnostic::error(format!("`params` belong in an included file, not in a playbook (`{key}`)"))
                     .at(Location::new(&source, value.span())),
