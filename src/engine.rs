@@ -375,7 +375,8 @@ pub(crate) fn find_unfinished(state_dir: &Path, playbook: Option<(&str, Option<&
     }
 }
 
-/// The inputs that reproduce a run's playbook binding: its environment and final vars.
+/// The inputs that load a run's playbook again: its environment. (Its final
+/// vars come from the journal: `reopen` puts them back.)
 pub(crate) fn inputs_of(record: &RunRecord) -> Inputs {
     Inputs { env: record.header.environment.clone(), ..Inputs::default() }
 }
