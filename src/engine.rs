@@ -296,7 +296,7 @@ pub(crate) fn run(
         started_at: started_at.clone(),
         target: executor.target().to_owned(),
         host: crate::lock::hostname(),
-        user: crate::lock::Holder::me("run").user,
+        user: crate::lock::user(),
         pid: std::process::id(),
         window: window_note.clone(),
     };
@@ -1255,11 +1255,5 @@ fn describe_action(action: &PlannedAction) -> String {
         PlannedAction::Edit { path, set, .. } => format!("edit {path}: {}", set.join(", ")),
         PlannedAction::Template { src, dest, .. } => format!("template {src} → {dest}"),
         PlannedAction::Pause { message } => format!("pause: {}", message.lines().next().unwrap_or("")),
-    }
-}
-
-impl From<crate::template::RenderError> for Failure {
-    fn from(error: crate::template::RenderError) -> Failure {
-        render_failure(error)
     }
 }

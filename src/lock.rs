@@ -25,7 +25,7 @@ impl Holder {
         Holder {
             pid: std::process::id(),
             host: hostname(),
-            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| uid_name()),
+            user: user(),
             started_at: crate::journal::now(),
             command: command.to_owned(),
         }
@@ -36,8 +36,11 @@ impl Holder {
     }
 }
 
-fn uid_name() -> String {
-    format!("uid {}", rustix::process::getuid().as_raw())
+/// Who is running upshift: `$USER`, `$LOGNAME`, or the uid.
+pub(crate) fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()))
 }
 
 pub(crate) fn hostname() -> String {
