@@ -189,6 +189,9 @@ pub struct ResumeArgs {
     /// Treat an interrupted step as done and go on
     #[arg(long)]
     pub skip_interrupted: bool,
+    /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
+    #[arg(long)]
+    pub kill_orphans: bool,
     #[command(flatten)]
     pub approval: ApprovalArgs,
 }
@@ -201,6 +204,9 @@ pub struct RollbackArgs {
     /// Environment of the run to roll back
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
+    #[arg(long)]
+    pub kill_orphans: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,10 @@ use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 
 /// Reads a file into a `Source`, or says why not.
 pub(crate) fn read(path: &Path, what: &str) -> Result<Arc<Source>, Diagnostic> {
-    match std::fs::read_to_string(path) {
+    let text = crate::files::read_document(path, crate::files::DOCUMENT_LIMIT).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    });
+    match text {
         Ok(text) => Ok(Source::new(path, text)),
         Err(error) => Err(Diagnostic::error(format!(
             "cannot read {what} `{}`: {}",

@@ -1,26 +1,31 @@
 //! The engine: executes a checked playbook as a state machine. Every
 //! transition is appended to the journal (fsynced) before the engine moves on;
 //! reporters only hear events. `run` starts a run, `resume` continues an
-//! unfinished one from its journal, `rollback` undoes what a run completed.
+//! unfinished one from its journal, `rollback` undoes what a run did.
+//!
+//! Every decision (what is left to run, what to undo, which `finally` steps
+//! still owe a run) is read from the run's journal state, the same for a
+//! fresh run, a resumed one and a rollback, so a crash at any moment neither
+//! loses nor doubles a step.
 //!
 //! Commands see secret values; everything shown or stored sees masks.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::Exit;
-use crate::check::Inputs;
 use crate::cli::SelectionArgs;
 use crate::context::{Context, StepResult};
 use crate::events::{Event, Reporter};
-use crate::files::{Snapshots, mode_of, write_atomic};
+use crate::files::{Snapshots, replace_content};
 use crate::journal::{self, Header, Journal, Outcome, Phase, Record, RunOutcome, SavedSelection};
 use crate::plan::{
     self, PlanOptions, PlannedAction, PlannedStep, Status, apply_edit, command_spec, render_env, resolve,
 };
 use crate::playbook::{Action, Playbook, Rollback, Step};
-use crate::process::{Executor, Output, Stream, signals};
+use crate::process::{Executor, Output, Stream, Watch, signals};
+use crate::runs::{RunRecord, StepState};
 use crate::secrets::Masker;
 use crate::select::Selection;
 
@@ -36,6 +41,8 @@ pub(crate) struct RunOptions {
     pub(crate) accept_changes: bool,
     pub(crate) retry_interrupted: bool,
     pub(crate) skip_interrupted: bool,
+    /// Stop what is left of an interrupted step's processes instead of refusing.
+    pub(crate) kill_orphans: bool,
 }
 
 /// Why a command stopped before or outside the step loop.
@@ -49,16 +56,16 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn new(exit: Exit, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Failure {
         Failure { exit, message: message.into(), help: None, details: Vec::new() }
     }
 
-    fn help(mut self, help: impl Into<String>) -> Failure {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Failure {
         self.help = Some(help.into());
         self
     }
 
-    fn details(mut self, details: Vec<String>) -> Failure {
+    pub(crate) fn details(mut self, details: Vec<String>) -> Failure {
         self.details = details;
         self
     }
@@ -66,112 +73,6 @@ impl Failure {
 
 fn io_failure(what: &str, error: &std::io::Error) -> Failure {
     Failure::new(Exit::RollbackIncomplete, format!("{what}: {}", crate::document::io_reason(error)))
-}
-
-/// Where a playbook's runs live: `STATE/runs/NAME@ENV/`.
-pub(crate) fn runs_dir(state_dir: &Path, playbook: &str, environment: Option<&str>) -> PathBuf {
-    let clean = |s: &str| {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect::<String>()
-    };
-    state_dir.join("runs").join(format!("{}@{}", clean(playbook), clean(environment.unwrap_or("default"))))
-}
-
-/// One journalled run, read back.
-#[derive(Debug)]
-pub(crate) struct RunRecord {
-    pub(crate) path: PathBuf,
-    pub(crate) header: Header,
-    pub(crate) records: Vec<Record>,
-    pub(crate) valid_len: u64,
-    pub(crate) torn: bool,
-}
-
-impl RunRecord {
-    pub(crate) fn end(&self) -> Option<(RunOutcome, &[String])> {
-        self.records.iter().rev().find_map(|r| match r {
-            Record::End { outcome, left, .. } => Some((*outcome, left.as_slice())),
-            _ => None,
-        })
-    }
-
-    /// Not finished: crashed, interrupted, or a rollback left work.
-    pub(crate) fn unfinished(&self) -> bool {
-        matches!(self.end(), None | Some((RunOutcome::RollbackIncomplete, _)))
-    }
-
-    /// The last outcome of each step in a phase, in journal order.
-    pub(crate) fn outcomes(&self, phase: Phase) -> Vec<(String, Option<Outcome>)> {
-        let mut out: Vec<(String, Option<Outcome>)> = Vec::new();
-        for record in &self.records {
-            match record {
-                Record::Started { step, phase: p, .. } if *p == phase => {
-                    out.retain(|(id, _)| id != step);
-                    out.push((step.clone(), None));
-                }
-                Record::Finished { step, phase: p, outcome, .. } if *p == phase => {
-                    out.retain(|(id, _)| id != step);
-                    out.push((step.clone(), Some(*outcome)));
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The step that started and never finished (a crash or a signal), if any.
-    pub(crate) fn interrupted_step(&self) -> Option<(Phase, String)> {
-        for phase in [Phase::Step, Phase::Finally, Phase::Rollback] {
-            if let Some((id, None)) = self.outcomes(phase).last() {
-                return Some((phase, id.clone()));
-            }
-        }
-        None
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        match (self.end(), self.interrupted_step()) {
-            (Some((outcome, _)), _) => {
-                serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-            }
-            (None, Some((_, step))) => format!("unfinished: stopped during `{step}`"),
-            (None, None) => "unfinished".to_owned(),
-        }
-    }
-}
-
-/// Every run of a playbook+environment, oldest first.
-pub(crate) fn list_runs(dir: &Path) -> Result<Vec<RunRecord>, Failure> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    paths.sort();
-    paths.iter().map(|path| read_run(path)).collect()
-}
-
-pub(crate) fn read_run(path: &Path) -> Result<RunRecord, Failure> {
-    let loaded = journal::load(path).map_err(|message| {
-        Failure::new(Exit::RollbackIncomplete, message).help("the journal is damaged; inspect it before going on")
-    })?;
-    let header = match loaded.records.first() {
-        Some(Record::Run(header)) => (**header).clone(),
-        _ => {
-            return Err(Failure::new(
-                Exit::RollbackIncomplete,
-                format!("journal `{}` has no run header", path.display()),
-            ));
-        }
-    };
-    Ok(RunRecord {
-        path: path.to_owned(),
-        header,
-        records: loaded.records,
-        valid_len: loaded.valid_len,
-        torn: loaded.torn,
-    })
 }
 
 fn selection_of(saved: &SavedSelection) -> Result<Selection, String> {
@@ -215,7 +116,35 @@ fn new_run_id() -> String {
     format!("{}-{:05}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), std::process::id() % 100_000).replace('.', "")
 }
 
-/// `run`: readiness, window, secrets, lock, header, steps.
+/// The failure of a plan made inside `run`.
+fn plan_failure(error: plan::PlanError) -> Failure {
+    match error {
+        plan::PlanError::Invalid(diagnostics) => {
+            Failure::new(Exit::Invalid, crate::diagnostic::render_all(&diagnostics, false))
+        }
+        plan::PlanError::Version { message, usage } => Failure::new(
+            if usage { Exit::Invalid } else { Exit::NotReady },
+            format!("cannot choose a version: {message}"),
+        )
+        .help("nothing was changed"),
+        plan::PlanError::Interrupted(signal) => interrupted_before(signal),
+    }
+}
+
+/// A signal arrived before the journal existed: nothing changed, nothing to resume.
+fn interrupted_before(signal: &str) -> Failure {
+    Failure::new(Exit::Interrupted, format!("interrupted by {signal} before anything changed"))
+        .help("nothing was changed and there is nothing to resume")
+}
+
+fn check_signal() -> Result<(), Failure> {
+    match signals::pending() {
+        Some(signal) => Err(interrupted_before(signals::name(signal))),
+        None => Ok(()),
+    }
+}
+
+/// `run`: lock, secrets, version, readiness, window, header, steps.
 pub(crate) fn run(
     playbook: &Playbook,
     state_dir: &Path,
@@ -229,25 +158,47 @@ pub(crate) fn run(
     // lock", not whatever the first run's half-done changes make its checks say.
     signals::install();
     let _lock = take_lock(state_dir, "run")?;
-    let dir = runs_dir(state_dir, &playbook.name, playbook.environment.as_deref());
-    if let Some(unfinished) = list_runs(&dir)?.into_iter().rev().find(RunRecord::unfinished) {
+    let (unfinished, unreadable) =
+        crate::runs::unfinished_runs(state_dir, Some((&playbook.name, playbook.environment.as_deref())));
+    if let Some(damaged) = unreadable.iter().find(|u| u.run_id.is_some()) {
+        return Err(Failure::new(
+            Exit::Locked,
+            format!(
+                "run `{}` of this playbook has a damaged journal: {}",
+                damaged.run_id.as_deref().unwrap_or(""),
+                damaged.reason
+            ),
+        )
+        .help(format!(
+            "it may be unfinished: inspect `{}`, finish by hand what it left, then move the file aside",
+            damaged.path.display()
+        )));
+    }
+    for other in &unreadable {
+        reporter.event(&Event::Notice {
+            level: "warning",
+            message: &format!("ignored `{}`: {}", other.path.display(), other.reason),
+        });
+    }
+    if let Some(unfinished) = unfinished.last() {
         return Err(Failure::new(
             Exit::Locked,
             format!("run `{}` of this playbook is unfinished ({})", unfinished.header.run_id, unfinished.describe()),
         )
         .help("`upshift resume` continues it, `upshift rollback` undoes it"));
     }
-    let plan_options = PlanOptions { selection: selection.clone(), execute: true, execute_read_only: false, now };
-    let plan = plan::plan(playbook, &plan_options, &executor).map_err(|error| match error {
-        plan::PlanError::Invalid(diagnostics) => {
-            Failure::new(Exit::Invalid, crate::diagnostic::render_all(&diagnostics, false))
-        }
-        plan::PlanError::Version { message, usage } => Failure::new(
-            if usage { Exit::Invalid } else { Exit::NotReady },
-            format!("cannot choose a version: {message}"),
-        )
-        .help("nothing was changed"),
-    })?;
+    // Secrets before readiness: a check may need one (a database password).
+    let secret_values = resolve_secrets(playbook)?;
+    check_signal()?;
+    let plan_options = PlanOptions {
+        selection: selection.clone(),
+        execute: true,
+        execute_read_only: false,
+        now,
+        secrets: Some(secret_values.clone()),
+    };
+    let plan = plan::plan(playbook, &plan_options, &executor).map_err(plan_failure)?;
+    check_signal()?;
     let failed: Vec<String> = plan
         .checks
         .iter()
@@ -279,9 +230,12 @@ pub(crate) fn run(
         }
         window_note = Some(format!("started outside the window with --ignore-window (next opens {next})"));
     }
-    let secret_values = resolve_secrets(playbook)?;
 
     let run_id = new_run_id();
+    let dir = crate::runs::runs_dir(state_dir, &playbook.name, playbook.environment.as_deref());
+    crate::journal::create_private_dir(&state_dir.join("runs"))
+        .and_then(|()| crate::journal::create_private_dir(&dir))
+        .map_err(|e| io_failure("cannot create the state dir", &e))?;
     let path = dir.join(format!("{run_id}.jsonl"));
     let started_at = journal::now();
     let header = Header {
@@ -299,20 +253,16 @@ pub(crate) fn run(
         user: crate::lock::user(),
         pid: std::process::id(),
         window: window_note.clone(),
+        boot_id: crate::process::boot_id(),
     };
-    let journal = Journal::create(&path, &Record::Run(Box::new(header)))
+    // The last moment to stop with nothing changed.
+    check_signal()?;
+    let journal = Journal::create(&path, &Record::Run(Box::new(header.clone())))
         .map_err(|e| io_failure("cannot create the journal", &e))?;
+    let record = RunRecord::new(path.clone(), header);
 
-    let mut engine = Engine::new(
-        playbook,
-        &executor,
-        reporter,
-        journal,
-        &secret_values,
-        plan.selection.as_ref(),
-        (&run_id, &started_at),
-        options,
-    );
+    let contexts = Engine::contexts(playbook, &secret_values, plan.selection.as_ref(), (&run_id, &started_at));
+    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::RunStarted {
         run_id: &run_id,
         playbook: &playbook.name,
@@ -324,7 +274,7 @@ pub(crate) fn run(
     if let Some(note) = &window_note {
         engine.notice("warning", note);
     }
-    engine.finish(&HashSet::new())
+    engine.forward()
 }
 
 fn take_lock(state_dir: &Path, command: &str) -> Result<crate::lock::Lock, Failure> {
@@ -341,44 +291,13 @@ fn take_lock(state_dir: &Path, command: &str) -> Result<crate::lock::Lock, Failu
     })
 }
 
-/// Finds the run `resume` or `rollback` works on: the newest unfinished run
-/// of the playbook, or the only unfinished run in the state dir.
-pub(crate) fn find_unfinished(state_dir: &Path, playbook: Option<(&str, Option<&str>)>) -> Result<RunRecord, Failure> {
-    let mut candidates = Vec::new();
-    match playbook {
-        Some((name, env)) => candidates.extend(list_runs(&runs_dir(state_dir, name, env))?),
-        None => {
-            for entry in std::fs::read_dir(state_dir.join("runs")).into_iter().flatten().flatten() {
-                candidates.extend(list_runs(&entry.path())?);
-            }
-        }
-    }
-    let mut unfinished: Vec<RunRecord> = candidates.into_iter().filter(RunRecord::unfinished).collect();
-    unfinished.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
-    match (unfinished.len(), playbook) {
-        (0, _) => Err(Failure::new(Exit::Invalid, "there is no unfinished run to continue")
-            .help("`upshift status` lists the runs")),
-        (1, _) | (_, Some(_)) => Ok(unfinished.pop().expect("not empty")),
-        (_, None) => Err(Failure::new(Exit::Invalid, "there are several unfinished runs; name the playbook").details(
-            unfinished
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} ({}, run {})",
-                        r.header.file.display(),
-                        r.header.environment.as_deref().unwrap_or("no env"),
-                        r.header.run_id
-                    )
-                })
-                .collect(),
-        )),
-    }
-}
-
-/// The inputs that load a run's playbook again: its environment. (Its final
-/// vars come from the journal: `reopen` puts them back.)
-pub(crate) fn inputs_of(record: &RunRecord) -> Inputs {
-    Inputs { env: record.header.environment.clone(), ..Inputs::default() }
+/// Is this run undoing itself? A rollback began, or a step failed (and the
+/// run did not go on past it).
+fn rolling_back(playbook: &Playbook, record: &RunRecord) -> bool {
+    record.phase(Phase::Rollback).next().is_some()
+        || record
+            .phase(Phase::Step)
+            .any(|s| s.outcome == Some(Outcome::Failed) && !continues_on_error(playbook, &s.step))
 }
 
 /// `resume`: continues an unfinished run from its journal.
@@ -389,52 +308,34 @@ pub(crate) fn resume(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Exit, Failure> {
-    if let Some((RunOutcome::RollbackIncomplete, _)) = record.end() {
+    if let Some((RunOutcome::RollbackIncomplete, _)) = record.end {
         return Err(Failure::new(
             Exit::Invalid,
             format!("run `{}` failed and its rollback is incomplete", record.header.run_id),
         )
         .help("`upshift rollback` retries what is left"));
     }
-    let rolling_back = record.records.iter().any(|r| {
-        matches!(r, Record::Started { phase: Phase::Rollback, .. } | Record::Finished { phase: Phase::Rollback, .. })
-    }) || record
-        .outcomes(Phase::Step)
-        .iter()
-        .any(|(id, o)| *o == Some(Outcome::Failed) && !continues_on_error(playbook, id));
-    if rolling_back {
+    if rolling_back(playbook, &record) {
         reporter.event(&Event::Notice {
             level: "warning",
             message: "this run failed and was being rolled back: finishing the rollback",
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
-    let Reopened { record, journal, contexts: engine_contexts, secrets: secret_values, _lock } =
-        reopen(playbook, &record, state_dir, "resume")?;
+    let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
+        reopen(playbook, &record, state_dir, "resume", options)?;
     let executor = crate::process::Local;
 
     // Fingerprints of completed steps against the playbook as it is now.
-    let started: BTreeMap<String, String> = record
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Started { step, phase: Phase::Step, fingerprint, .. } => Some((step.clone(), fingerprint.clone())),
-            _ => None,
-        })
-        .collect();
-    let outcomes = record.outcomes(Phase::Step);
     let mut changed = Vec::new();
-    for (id, outcome) in &outcomes {
-        if *outcome != Some(Outcome::Ok) {
-            continue;
-        }
-        let Some(step) = playbook.steps.iter().find(|s| s.id.as_str() == id) else {
-            changed.push(format!("`{id}` is no longer in the playbook"));
+    for state in record.phase(Phase::Step).filter(|s| s.outcome == Some(Outcome::Ok)) {
+        let Some(step) = playbook.steps.iter().find(|s| s.id.as_str() == state.step) else {
+            changed.push(format!("`{}` is no longer in the playbook", state.step));
             continue;
         };
-        let now = plan::describe_step(step, &engine_contexts.0).map(|p| p.fingerprint).unwrap_or_default();
-        if started.get(id) != Some(&now) {
-            changed.push(format!("`{id}` changed since it ran"));
+        let now = plan::describe_step(step, &contexts.0).map(|p| p.fingerprint).unwrap_or_default();
+        if state.fingerprint != now {
+            changed.push(format!("`{}` changed since it ran", state.step));
         }
     }
     if !changed.is_empty() && !options.accept_changes {
@@ -446,72 +347,72 @@ pub(crate) fn resume(
         .help("nothing was run; `--accept-changes` resumes with the playbook as it is now"));
     }
 
-    let mut skip: HashSet<String> = outcomes.iter().filter(|(_, o)| o.is_some()).map(|(id, _)| id.clone()).collect();
-    let interrupted = record.interrupted_step();
-    let mut engine = Engine::with_contexts(
-        playbook,
-        &executor,
-        reporter,
-        journal,
-        engine_contexts,
-        &secret_values,
-        options,
-        &record.header.run_id,
-    );
+    // A step the crash or signal stopped: run it again, skip it, or ask.
+    let interrupted = record.interrupted(Phase::Step).or_else(|| record.interrupted(Phase::Finally)).cloned();
+    if let Some(state) = &interrupted
+        && !options.skip_interrupted
+    {
+        let steps = if state.phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
+        let idempotent = steps.iter().find(|s| s.id.as_str() == state.step).is_some_and(|s| s.idempotent);
+        if !idempotent && !options.retry_interrupted {
+            return Err(Failure::new(
+                Exit::Invalid,
+                format!(
+                    "{}step `{}` was interrupted and is not idempotent: it may have run in part",
+                    if state.phase == Phase::Finally { "finally " } else { "" },
+                    state.step
+                ),
+            )
+            .help("check what it did, then `upshift resume --retry-interrupted` to run it again or `--skip-interrupted` if it completed"));
+        }
+    }
+
+    let torn = record.torn;
+    let path = record.path.clone();
+    let run_id = record.header.run_id.clone();
+    let version = record.header.selection.as_ref().map(|s| s.target.clone());
+    let in_finally = record.phase(Phase::Finally).next().is_some();
+    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::RunStarted {
-        run_id: &record.header.run_id,
+        run_id: &run_id,
         playbook: &playbook.name,
         environment: playbook.environment.as_deref(),
-        version: record.header.selection.as_ref().map(|s| s.target.as_str()),
+        version: version.as_deref(),
         resumed: true,
-        journal: &record.path.display().to_string(),
+        journal: &path.display().to_string(),
     });
-    if record.torn {
+    if torn {
         engine.notice("warning", "the journal's last record was cut off by the crash; it was ignored");
     }
-    engine.append(&Record::Resumed {
-        pid: std::process::id(),
-        accepted_changes: changed.clone(),
-        at: journal::now(),
-    })?;
-    if let Some((Phase::Step, id)) = &interrupted {
-        let step = playbook.steps.iter().find(|s| s.id.as_str() == id);
-        let idempotent = step.is_some_and(|s| s.idempotent);
+    engine.append(&Record::Resumed { pid: std::process::id(), accepted_changes: changed, at: journal::now() })?;
+    if let Some(state) = &interrupted {
         if options.skip_interrupted {
-            engine.notice("warning", &format!("`{id}` was interrupted; skipped as asked (--skip-interrupted)"));
+            engine
+                .notice("warning", &format!("`{}` was interrupted; skipped as asked (--skip-interrupted)", state.step));
             engine.append(&finished(
-                id,
-                Phase::Step,
+                &state.step,
+                state.phase,
                 Outcome::Skipped,
                 Some("interrupted; skipped by the operator".to_owned()),
                 &Output::default(),
                 &engine.masker,
-                engine.target(),
+                &state.target,
             ))?;
-            engine.set_result(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true });
-            skip.insert(id.clone());
-        } else if idempotent || options.retry_interrupted {
-            engine.notice(
-                "warning",
-                &format!(
-                    "`{id}` was interrupted; running it again ({})",
-                    if idempotent { "it is idempotent" } else { "--retry-interrupted" }
-                ),
-            );
+            engine.set_result(&state.step, &StepResult { stdout: String::new(), exit_code: None, skipped: true });
         } else {
-            return Err(Failure::new(Exit::Invalid, format!("step `{id}` was interrupted and is not idempotent: it may have run in part"))
-                .help("check what it did, then `upshift resume --retry-interrupted` to run it again or `--skip-interrupted` if it completed"));
+            let why = if options.retry_interrupted { "--retry-interrupted" } else { "it is idempotent" };
+            engine.notice("warning", &format!("`{}` was interrupted; running it again ({why})", state.step));
         }
     }
-    // Steps done before the crash count for rollback.
-    engine.done = outcomes.iter().filter(|(_, o)| *o == Some(Outcome::Ok)).map(|(id, _)| id.clone()).collect();
-    engine.finish(&skip)
+    if in_finally { engine.finally_and_end(None) } else { engine.forward() }
 }
 
 /// Resolves the playbook's secrets; a missing required one stops before anything changes.
 fn resolve_secrets(playbook: &Playbook) -> Result<BTreeMap<String, String>, Failure> {
-    crate::secrets::resolve(playbook).map_err(|missing| {
-        Failure::new(Exit::NotReady, "required secrets are missing").details(missing).help("nothing was changed")
+    crate::secrets::resolve(playbook).map_err(|problems| {
+        Failure::new(Exit::NotReady, "required secrets are missing or unusable")
+            .details(problems)
+            .help("nothing was changed")
     })
 }
 
@@ -527,13 +428,22 @@ struct Reopened {
 }
 
 /// Binds the playbook to the run's variables, resolves secrets, takes the
-/// lock, and rebuilds the contexts from the journal. Never selects a version.
-fn reopen(playbook: &mut Playbook, record: &RunRecord, state_dir: &Path, command: &str) -> Result<Reopened, Failure> {
+/// lock, makes sure nothing of the run still runs, and rebuilds the contexts
+/// from the journal. Never selects a version.
+fn reopen(
+    playbook: &mut Playbook,
+    record: &RunRecord,
+    state_dir: &Path,
+    command: &str,
+    options: &RunOptions,
+) -> Result<Reopened, Failure> {
     playbook.vars = record.header.vars.clone();
-    let secrets = resolve_secrets(playbook)?;
     signals::install();
     let lock = take_lock(state_dir, command)?;
-    let record = read_run(&record.path)?;
+    let record = crate::runs::read_run(&record.path)?;
+    leftovers(&record, options)?;
+    let secrets = resolve_secrets(playbook)?;
+    check_signal()?;
     let selection =
         record.header.selection.as_ref().map(selection_of).transpose().map_err(|why| {
             Failure::new(Exit::Invalid, format!("the journal's version choice does not parse: {why}"))
@@ -542,27 +452,68 @@ fn reopen(playbook: &mut Playbook, record: &RunRecord, state_dir: &Path, command
         Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
     let mut contexts =
         Engine::contexts(playbook, &secrets, selection.as_ref(), (&record.header.run_id, &record.header.started_at));
-    restore_outputs(&record, &mut contexts);
+    for state in record.steps.values().filter(|s| matches!(s.phase, Phase::Step | Phase::Finally)) {
+        if let Some(outcome) = state.outcome {
+            let result = StepResult {
+                stdout: state.stdout.clone(),
+                exit_code: state.exit_code,
+                skipped: outcome == Outcome::Skipped,
+            };
+            contexts.0.set_step(&state.step, &result);
+            contexts.1.set_step(&state.step, &result);
+        }
+    }
     Ok(Reopened { record, journal, contexts, secrets, _lock: lock })
+}
+
+/// Refuses to go on while processes of an interrupted step still run (they
+/// would race what comes next), or stops them when the operator said so.
+fn leftovers(record: &RunRecord, options: &RunOptions) -> Result<(), Failure> {
+    let this_boot = crate::process::boot_id();
+    if record.header.boot_id.is_some() && record.header.boot_id != this_boot {
+        return Ok(()); // The machine rebooted since: nothing of that run can still run.
+    }
+    let mut alive = Vec::new();
+    for state in record.steps.values().filter(|s| s.outcome.is_none()) {
+        if let Some((pgid, start)) = state.process {
+            let members = crate::process::group_members(pgid, start);
+            if !members.is_empty() {
+                alive.push((state.clone(), pgid, start, members));
+            }
+        }
+    }
+    if alive.is_empty() {
+        return Ok(());
+    }
+    if options.kill_orphans {
+        for (_, pgid, start, _) in &alive {
+            crate::process::stop_group(*pgid, *start);
+        }
+        return Ok(());
+    }
+    let details = alive
+        .iter()
+        .flat_map(|(state, _, _, members)| {
+            members.iter().map(move |m| format!("`{}`: pid {} `{}`", state.step, m.pid, m.command))
+        })
+        .collect();
+    Err(Failure::new(
+        Exit::Locked,
+        format!(
+            "the interrupted step `{}` is still running: going on now would race it",
+            alive.iter().map(|(s, ..)| s.step.as_str()).collect::<Vec<_>>().join("`, `")
+        ),
+    )
+    .details(details)
+    .help("wait for it to end and try again, or pass `--kill-orphans` to stop it first"))
 }
 
 fn continues_on_error(playbook: &Playbook, id: &str) -> bool {
     playbook.steps.iter().any(|s| s.id.as_str() == id && s.continue_on_error)
 }
 
-/// Puts journalled step results back into both contexts.
-fn restore_outputs(record: &RunRecord, contexts: &mut (Context, Context)) {
-    for r in &record.records {
-        if let Record::Finished { step, phase: Phase::Step | Phase::Finally, outcome, stdout, exit_code, .. } = r {
-            let result =
-                StepResult { stdout: stdout.clone(), exit_code: *exit_code, skipped: *outcome == Outcome::Skipped };
-            contexts.0.set_step(step, &result);
-            contexts.1.set_step(step, &result);
-        }
-    }
-}
-
-/// `rollback`: undoes the completed steps of an unfinished or failed run, newest first.
+/// `rollback`: undoes the completed and interrupted steps of an unfinished or
+/// failed run, newest first, then runs the `finally` steps it still owes.
 pub(crate) fn rollback(
     playbook: &mut Playbook,
     record: RunRecord,
@@ -571,31 +522,11 @@ pub(crate) fn rollback(
     reporter: &mut dyn Reporter,
 ) -> Result<Exit, Failure> {
     let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
-        reopen(playbook, &record, state_dir, "rollback")?;
+        reopen(playbook, &record, state_dir, "rollback", options)?;
     let executor = crate::process::Local;
-    let mut engine = Engine::with_contexts(
-        playbook,
-        &executor,
-        reporter,
-        journal,
-        contexts,
-        &secret_values,
-        options,
-        &record.header.run_id,
-    );
-    engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{}`", record.header.run_id) });
-    let rolled_back: HashSet<String> = record
-        .outcomes(Phase::Rollback)
-        .into_iter()
-        .filter(|(_, o)| matches!(o, Some(Outcome::Ok | Outcome::Skipped)))
-        .map(|(id, _)| id)
-        .collect();
-    engine.done = record
-        .outcomes(Phase::Step)
-        .into_iter()
-        .filter(|(id, o)| *o == Some(Outcome::Ok) && !rolled_back.contains(id))
-        .map(|(id, _)| id)
-        .collect();
+    let run_id = record.header.run_id.clone();
+    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
+    engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{run_id}`") });
     engine.rollback_and_finish()
 }
 
@@ -611,6 +542,8 @@ struct Engine<'a> {
     executor: &'a dyn Executor,
     reporter: &'a mut dyn Reporter,
     journal: Journal,
+    /// The run as its journal says, kept up to date with every append.
+    record: RunRecord,
     masker: Masker,
     /// Secrets masked: what is shown, fingerprinted and journalled.
     shown: Context,
@@ -619,8 +552,6 @@ struct Engine<'a> {
     snapshots: Snapshots,
     options: &'a RunOptions,
     run_id: String,
-    /// Steps that completed, in order: what a rollback undoes.
-    done: Vec<String>,
 }
 
 fn finished(
@@ -646,12 +577,15 @@ fn finished(
     }
 }
 
+/// The end of a text, at most `max` bytes, cut at a line start (a cut inside
+/// a line could leave half of a masked secret's neighbour… or of a secret).
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
-    let start = (text.len() - max..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
-    format!("…{}", &text[start..])
+    let from = text.len() - max;
+    let start = text[from..].find('\n').map_or(text.len(), |i| from + i + 1);
+    format!("…\n{}", &text[start..])
 }
 
 /// What executing one action left.
@@ -667,13 +601,26 @@ impl<'a> Engine<'a> {
         executor: &'a dyn Executor,
         reporter: &'a mut dyn Reporter,
         journal: Journal,
+        record: RunRecord,
+        contexts: (Context, Context),
         secrets: &BTreeMap<String, String>,
-        selection: Option<&Selection>,
-        run: (&str, &str),
         options: &'a RunOptions,
     ) -> Engine<'a> {
-        let contexts = Engine::contexts(playbook, secrets, selection, run);
-        Engine::with_contexts(playbook, executor, reporter, journal, contexts, secrets, options, run.0)
+        let run_id = record.header.run_id.clone();
+        let snapshots = Snapshots::new(journal.path.with_extension("files"), &run_id);
+        Engine {
+            playbook,
+            executor,
+            reporter,
+            journal,
+            record,
+            masker: Masker::new(secrets),
+            shown: contexts.0,
+            exec: contexts.1,
+            snapshots,
+            options,
+            run_id,
+        }
     }
 
     fn contexts(
@@ -685,35 +632,8 @@ impl<'a> Engine<'a> {
         (Context::new(playbook, selection, None, run), Context::new(playbook, selection, Some(secrets), run))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn with_contexts(
-        playbook: &'a Playbook,
-        executor: &'a dyn Executor,
-        reporter: &'a mut dyn Reporter,
-        journal: Journal,
-        contexts: (Context, Context),
-        secrets: &BTreeMap<String, String>,
-        options: &'a RunOptions,
-        run_id: &str,
-    ) -> Engine<'a> {
-        let snapshots = Snapshots::new(journal.path.with_extension("files"));
-        Engine {
-            playbook,
-            executor,
-            reporter,
-            journal,
-            masker: Masker::new(secrets),
-            shown: contexts.0,
-            exec: contexts.1,
-            snapshots,
-            options,
-            run_id: run_id.to_owned(),
-            done: Vec::new(),
-        }
-    }
-
-    fn target(&self) -> &str {
-        self.executor.target()
+    fn target(&self) -> String {
+        self.executor.target().to_owned()
     }
 
     fn report(&mut self, event: &Event<'_>) {
@@ -726,17 +646,21 @@ impl<'a> Engine<'a> {
     }
 
     fn append(&mut self, record: &Record) -> Result<(), Failure> {
-        self.journal.append(record).map_err(|e| {
-            Failure::new(
-                Exit::RollbackIncomplete,
-                format!(
-                    "cannot write the journal `{}`: {}",
-                    self.journal.path.display(),
-                    crate::document::io_reason(&e)
-                ),
-            )
-            .help("the run stopped; fix the state dir, then `upshift resume`")
-        })
+        self.journal.append(record).map_err(|e| self.journal_failure(&e))?;
+        self.record.apply_ref(record);
+        Ok(())
+    }
+
+    fn journal_failure(&self, error: &std::io::Error) -> Failure {
+        Failure::new(
+            Exit::RollbackIncomplete,
+            format!(
+                "cannot write the journal `{}`: {}",
+                self.journal.path.display(),
+                crate::document::io_reason(error)
+            ),
+        )
+        .help("the run stopped; fix the state dir, then `upshift resume`")
     }
 
     fn set_result(&mut self, id: &str, result: &StepResult) {
@@ -744,26 +668,21 @@ impl<'a> Engine<'a> {
         self.exec.set_step(id, result);
     }
 
-    /// Runs the steps (skipping `skip`), then finally; rolls back on a failure.
-    fn finish(&mut self, skip: &HashSet<String>) -> Result<Exit, Failure> {
+    /// Has this step of this phase an outcome in the journal (it ran, was skipped, or failed)?
+    fn settled(&self, phase: Phase, id: &str) -> bool {
+        self.record.steps.get(&(phase, id.to_owned(), self.target())).is_some_and(|s| s.outcome.is_some())
+    }
+
+    /// Runs the steps still owed, then `finally`; rolls back on a failure.
+    fn forward(&mut self) -> Result<Exit, Failure> {
         let steps = &self.playbook.steps;
-        match self.steps(steps, Phase::Step, skip)? {
-            Ended::Completed => {
-                let failures = self.finally()?;
-                if failures.is_empty() {
-                    self.end(RunOutcome::Succeeded, Vec::new(), Exit::Success)
-                } else {
-                    self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete)
-                }
-            }
+        match self.steps(steps, Phase::Step)? {
+            Ended::Completed => self.finally_and_end(None),
             Ended::Failed(id) => {
+                let count = self.to_undo().len();
                 self.notice(
                     "error",
-                    &format!(
-                        "`{id}` failed: rolling back {} completed step{}",
-                        self.done.len(),
-                        if self.done.len() == 1 { "" } else { "s" }
-                    ),
+                    &format!("`{id}` failed: rolling back {count} completed step{}", if count == 1 { "" } else { "s" }),
                 );
                 self.rollback_and_finish()
             }
@@ -791,20 +710,42 @@ impl<'a> Engine<'a> {
             Ok(left) => left,
             Err(step) => return self.interrupted(step),
         };
-        let finally_failures = self.finally()?;
-        let mut all = left.clone();
-        all.extend(finally_failures);
-        if left.is_empty() && all.is_empty() {
-            self.end(RunOutcome::RolledBack, all, Exit::StepFailed)
-        } else if left.is_empty() {
-            self.end(RunOutcome::FinallyFailed, all, Exit::RollbackIncomplete)
-        } else {
-            self.end(RunOutcome::RollbackIncomplete, all, Exit::RollbackIncomplete)
+        self.finally_and_end(Some(left))
+    }
+
+    /// Runs the `finally` steps this run still owes, then writes its end:
+    /// after success (`rolled_back` is `None`) or after a rollback (with what it left).
+    fn finally_and_end(&mut self, rolled_back: Option<Vec<String>>) -> Result<Exit, Failure> {
+        let steps = &self.playbook.finally;
+        if let Ended::Interrupted(step) = self.steps(steps, Phase::Finally)? {
+            return self.interrupted(step);
+        }
+        let failures: Vec<String> = self
+            .record
+            .phase(Phase::Finally)
+            .filter(|s| s.outcome == Some(Outcome::Failed))
+            .map(|s| format!("finally step `{}` failed: check it by hand", s.step))
+            .collect();
+        match rolled_back {
+            None if failures.is_empty() => self.end(RunOutcome::Succeeded, Vec::new(), Exit::Success),
+            None => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
+            Some(left) if left.is_empty() && failures.is_empty() => {
+                self.end(RunOutcome::RolledBack, Vec::new(), Exit::StepFailed)
+            }
+            Some(left) if left.is_empty() => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
+            Some(mut left) => {
+                left.extend(failures);
+                self.end(RunOutcome::RollbackIncomplete, left, Exit::RollbackIncomplete)
+            }
         }
     }
 
     fn end(&mut self, outcome: RunOutcome, left: Vec<String>, exit: Exit) -> Result<Exit, Failure> {
         self.append(&Record::End { outcome, left: left.clone(), at: journal::now() })?;
+        // The run is over: copies of secret-holding files go.
+        if outcome != RunOutcome::RollbackIncomplete {
+            self.snapshots.discard_beside_copies();
+        }
         let name = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         self.report(&Event::RunFinished {
             run_id: &self.run_id.clone(),
@@ -815,10 +756,11 @@ impl<'a> Engine<'a> {
         Ok(exit)
     }
 
-    fn steps(&mut self, steps: &'a [Step], phase: Phase, skip: &HashSet<String>) -> Result<Ended, Failure> {
+    /// Runs the steps of a list that have no outcome yet in this run.
+    fn steps(&mut self, steps: &'a [Step], phase: Phase) -> Result<Ended, Failure> {
         for step in steps {
             let id = step.id.as_str();
-            if skip.contains(id) {
+            if self.settled(phase, id) {
                 continue;
             }
             if signals::pending().is_some() {
@@ -828,6 +770,7 @@ impl<'a> Engine<'a> {
             match planned.status {
                 Status::Skipped => {
                     let reason = planned.reason.clone().unwrap_or_default();
+                    let target = self.target();
                     self.append(&finished(
                         id,
                         phase,
@@ -835,7 +778,7 @@ impl<'a> Engine<'a> {
                         Some(reason.clone()),
                         &Output::default(),
                         &self.masker,
-                        self.executor.target(),
+                        &target,
                     ))?;
                     self.set_result(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true });
                     self.report(&Event::StepFinished {
@@ -862,7 +805,7 @@ impl<'a> Engine<'a> {
                 phase,
                 fingerprint: planned.fingerprint.clone(),
                 action: action_text.clone(),
-                target: self.executor.target().to_owned(),
+                target: self.target(),
                 at: journal::now(),
             })?;
             let mut attempt = 1;
@@ -874,7 +817,8 @@ impl<'a> Engine<'a> {
                     action: &action_text,
                     attempt,
                 });
-                let done = self.execute(step, &step.action, &planned, step.cwd.as_ref(), &step.env, step.timeout)?;
+                let done =
+                    self.execute(step, phase, &step.action, &planned, step.cwd.as_ref(), &step.env, step.timeout)?;
                 if done.output.interrupted.is_some() || done.error.is_none() || attempt > step.retries {
                     break done;
                 }
@@ -892,23 +836,15 @@ impl<'a> Engine<'a> {
                 return Ok(Ended::Interrupted(Some(id.to_owned())));
             }
             let outcome = if done.error.is_none() { Outcome::Ok } else { Outcome::Failed };
-            self.append(&finished(
-                id,
-                phase,
-                outcome,
-                done.error.clone(),
-                &done.output,
-                &self.masker,
-                self.executor.target(),
-            ))?;
+            let target = self.target();
+            self.append(&finished(id, phase, outcome, done.error.clone(), &done.output, &self.masker, &target))?;
+            // Output is masked as it is read: later steps see what everyone sees.
             let result = StepResult {
-                stdout: self.masker.mask(done.output.stdout.trim()),
+                stdout: done.output.stdout.trim().to_owned(),
                 exit_code: done.output.exit_code,
                 skipped: false,
             };
-            // Later steps read the real output; what is shown or stored stays masked.
-            self.exec.set_step(id, &StepResult { stdout: done.output.stdout.trim().to_owned(), ..result.clone() });
-            self.shown.set_step(id, &result);
+            self.set_result(id, &result);
             let reason = done.error.as_deref().map(|r| self.masker.mask(r));
             self.report(&Event::StepFinished {
                 step: id,
@@ -919,43 +855,46 @@ impl<'a> Engine<'a> {
                 duration_ms: done.output.elapsed.as_millis() as u64,
             });
             match outcome {
-                Outcome::Ok => {
-                    if phase == Phase::Step {
-                        self.done.push(id.to_owned());
-                    }
-                }
+                Outcome::Ok | Outcome::Skipped => {}
                 _ if step.continue_on_error => {
                     self.notice("warning", &format!("`{id}` failed; going on (continue_on_error)"));
                 }
+                // A failing `finally` step does not stop the others.
+                _ if phase == Phase::Finally => {}
                 _ => return Ok(Ended::Failed(id.to_owned())),
             }
         }
         Ok(Ended::Completed)
     }
 
-    /// Runs every `finally` step; returns what failed.
-    fn finally(&mut self) -> Result<Vec<String>, Failure> {
-        let mut failures = Vec::new();
-        let steps = &self.playbook.finally;
-        for step in steps {
-            match self.steps(std::slice::from_ref(step), Phase::Finally, &HashSet::new())? {
-                Ended::Failed(id) => failures.push(format!("finally step `{id}` failed: check it by hand")),
-                Ended::Interrupted(_) => {
-                    failures.push(format!("finally step `{}` was interrupted", step.id));
-                    break;
-                }
-                Ended::Completed => {}
-            }
-        }
-        Ok(failures)
+    /// What a rollback undoes, newest first: steps that completed or were
+    /// interrupted (a half-done step's rollback must tolerate that), and any
+    /// step whose file snapshot is on disk, unless already rolled back.
+    fn to_undo(&self) -> Vec<StepState> {
+        let target = self.target();
+        let undone: HashSet<&str> = self
+            .record
+            .phase(Phase::Rollback)
+            .filter(|s| matches!(s.outcome, Some(Outcome::Ok | Outcome::Skipped)))
+            .map(|s| s.step.as_str())
+            .collect();
+        self.record
+            .phase(Phase::Step)
+            .filter(|s| s.target == target && !undone.contains(s.step.as_str()))
+            .filter(|s| matches!(s.outcome, Some(Outcome::Ok) | None) || self.snapshots.has(&s.step))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
     }
 
-    /// Undoes completed steps newest first. `Ok(left)` lists what could not be
+    /// Undoes what `to_undo` lists. `Ok(left)` lists what could not be
     /// undone; `Err(step)` means a signal stopped the rollback.
     fn rollback(&mut self) -> Result<Result<Vec<String>, Option<String>>, Failure> {
         let mut left = Vec::new();
-        let done: Vec<String> = self.done.iter().rev().cloned().collect();
-        for id in done {
+        for state in self.to_undo() {
+            let id = state.step.clone();
             if signals::pending().is_some() {
                 return Ok(Err(None));
             }
@@ -963,25 +902,36 @@ impl<'a> Engine<'a> {
                 left.push(format!("`{id}` is no longer in the playbook: undo it by hand"));
                 continue;
             };
+            let completed = state.outcome == Some(Outcome::Ok);
+            let interrupted = state.outcome.is_none();
             let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
             let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
+            // A file changed by this step (even one that failed) goes back as it was.
+            if self.snapshots.has(&id) {
+                self.start_rollback(&id, "restore the file from its snapshot")?;
+                let started = Instant::now();
+                let result = self.snapshots.restore(&id);
+                let output = Output { elapsed: started.elapsed(), exit_code: Some(0), ..Output::default() };
+                let error =
+                    result.err().map(|e| format!("cannot restore the snapshot: {}", crate::document::io_reason(&e)));
+                if let Some(error) = &error {
+                    left.push(format!("`{id}`: {error}"));
+                }
+                self.finish_rollback(&id, error, &output)?;
+                continue;
+            }
+            if !(completed || interrupted) {
+                continue;
+            }
             match &step.rollback {
                 Rollback::Nothing => {}
                 Rollback::Irreversible => {
                     self.notice("warning", &format!("`{id}` cannot be undone (rollback = false); an earlier step's rollback restores what it changed"));
                 }
                 Rollback::Restore => {
-                    self.start_rollback(&id, "restore the file from its snapshot")?;
-                    let started = Instant::now();
-                    let result = self.snapshots.restore(&id);
-                    let output = Output { elapsed: started.elapsed(), exit_code: Some(0), ..Output::default() };
-                    let error = result
-                        .err()
-                        .map(|e| format!("cannot restore the snapshot: {}", crate::document::io_reason(&e)));
-                    if let Some(error) = &error {
-                        left.push(format!("`{id}`: {error}"));
+                    if completed {
+                        left.push(format!("`{id}`: its file snapshot is gone; restore the file by hand"));
                     }
-                    self.finish_rollback(&id, error, &output)?;
                 }
                 Rollback::Action { action, guard, cwd, env, timeout } => {
                     if let Some(guard) = guard {
@@ -989,6 +939,7 @@ impl<'a> Engine<'a> {
                             Ok(true) => {}
                             Ok(false) => {
                                 let reason = format!("`{}` is false", guard.source);
+                                let target = self.target();
                                 self.append(&finished(
                                     &id,
                                     Phase::Rollback,
@@ -996,7 +947,7 @@ impl<'a> Engine<'a> {
                                     Some(reason.clone()),
                                     &Output::default(),
                                     &self.masker,
-                                    self.executor.target(),
+                                    &target,
                                 ))?;
                                 self.report(&Event::StepFinished {
                                     step: &id,
@@ -1020,7 +971,7 @@ impl<'a> Engine<'a> {
                     // A rollback runs where its step ran unless it says otherwise.
                     let cwd = cwd.as_ref().or(step.cwd.as_ref());
                     let planned = PlannedStep::for_rollback(&id, planned_action);
-                    let done = self.execute(step, action, &planned, cwd, env, *timeout)?;
+                    let done = self.execute(step, Phase::Rollback, action, &planned, cwd, env, *timeout)?;
                     if done.output.interrupted.is_some() {
                         return Ok(Err(Some(id)));
                     }
@@ -1043,7 +994,7 @@ impl<'a> Engine<'a> {
             phase: Phase::Rollback,
             fingerprint: String::new(),
             action: action.to_owned(),
-            target: self.executor.target().to_owned(),
+            target: self.target(),
             at: journal::now(),
         })?;
         self.report(&Event::StepStarted { step: id, name: None, phase: Phase::Rollback, action, attempt: 1 });
@@ -1052,15 +1003,8 @@ impl<'a> Engine<'a> {
 
     fn finish_rollback(&mut self, id: &str, error: Option<String>, output: &Output) -> Result<(), Failure> {
         let outcome = if error.is_none() { Outcome::Ok } else { Outcome::Failed };
-        self.append(&finished(
-            id,
-            Phase::Rollback,
-            outcome,
-            error.clone(),
-            output,
-            &self.masker,
-            self.executor.target(),
-        ))?;
+        let target = self.target();
+        self.append(&finished(id, Phase::Rollback, outcome, error.clone(), output, &self.masker, &target))?;
         let reason = error.map(|e| self.masker.mask(&e));
         self.report(&Event::StepFinished {
             step: id,
@@ -1075,9 +1019,11 @@ impl<'a> Engine<'a> {
 
     /// Executes one action with secrets revealed. Errors of the step itself
     /// are in `Done::error`; `Err` is only for the journal failing.
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &mut self,
         step: &Step,
+        phase: Phase,
         action: &Action,
         planned: &PlannedStep,
         cwd: Option<&crate::template::Template>,
@@ -1102,23 +1048,43 @@ impl<'a> Engine<'a> {
                     let env = render_env(env, &value)?;
                     command_spec(command, &value, cwd.as_deref(), &env, timeout)
                 })();
-                let spec = match rendered {
+                let mut spec = match rendered {
                     Ok(spec) => spec,
                     Err(error) => return Ok(finish(Some(self.masker.mask(&error.to_string())))),
                 };
-                let masker = self.masker.clone();
+                spec.masker = self.masker.clone();
+                let target = self.target();
                 let reporter = &mut *self.reporter;
-                let result = self.executor.run_watched(&spec, &mut |stream, line| {
-                    let line = masker.mask(line);
-                    reporter.event(&Event::Output {
+                let journal = &mut self.journal;
+                let record = &mut self.record;
+                let mut journal_error = None;
+                let result = self.executor.run_watched(&spec, &mut |event| match event {
+                    Watch::Spawned { pgid, start } => {
+                        let spawned = Record::Spawned {
+                            step: id.clone(),
+                            phase,
+                            target: target.clone(),
+                            pgid,
+                            start,
+                            at: journal::now(),
+                        };
+                        match journal.append_unsynced(&spawned) {
+                            Ok(()) => record.apply_ref(&spawned),
+                            Err(error) => journal_error = Some(error),
+                        }
+                    }
+                    Watch::Line(stream, line) => reporter.event(&Event::Output {
                         step: &id,
                         stream: match stream {
                             Stream::Stdout => "stdout",
                             Stream::Stderr => "stderr",
                         },
-                        line: &line,
-                    });
+                        line,
+                    }),
                 });
+                if let Some(error) = journal_error {
+                    return Err(self.journal_failure(&error));
+                }
                 match result {
                     Ok(output) => {
                         let error = (!output.success()).then(|| {
@@ -1137,10 +1103,11 @@ impl<'a> Engine<'a> {
                         });
                         Ok(Done { output, error })
                     }
-                    Err(error) => Ok(finish(Some(format!(
-                        "could not start `{}`: {error}",
-                        spec.argv.first().map_or("", String::as_str)
-                    )))),
+                    Err(error) => Ok(finish(Some(self.masker.mask(&format!(
+                        "`{}` could not start: {}",
+                        spec.argv.first().map_or("", String::as_str),
+                        crate::document::io_reason(&error)
+                    ))))),
                 }
             }
             Action::Edit(edit) => {
@@ -1150,11 +1117,13 @@ impl<'a> Engine<'a> {
                         .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::document::io_reason(&e)))?;
                     let new = apply_edit(&edit.kind, &old, &value, edit.path.location.as_ref())
                         .map_err(|e| e.to_string())??;
-                    self.snapshots.take(&id, &path).map_err(|e| {
+                    let secret =
+                        plan::writes_secret(action, &self.shown.value(step.scope.as_ref()).map_err(|e| e.to_string())?);
+                    self.snapshots.take(&id, &path, secret).map_err(|e| {
                         format!("cannot snapshot `{}`: {}", path.display(), crate::document::io_reason(&e))
                     })?;
                     if new != old {
-                        write_atomic(&path, new.as_bytes(), mode_of(&path).unwrap_or(0o644)).map_err(|e| {
+                        replace_content(&path, new.as_bytes(), None).map_err(|e| {
                             format!("cannot write `{}`: {}", path.display(), crate::document::io_reason(&e))
                         })?;
                     }
@@ -1166,11 +1135,12 @@ impl<'a> Engine<'a> {
                 let result = (|| -> Result<(), String> {
                     let dest = resolve(&template.dest.render(&value).map_err(|e| e.to_string())?);
                     let content = template.content.render(&value).map_err(|e| e.to_string())?;
-                    self.snapshots.take(&id, &dest).map_err(|e| {
+                    let secret =
+                        plan::writes_secret(action, &self.shown.value(step.scope.as_ref()).map_err(|e| e.to_string())?);
+                    self.snapshots.take(&id, &dest, secret).map_err(|e| {
                         format!("cannot snapshot `{}`: {}", dest.display(), crate::document::io_reason(&e))
                     })?;
-                    let mode = template.mode.or_else(|| mode_of(&dest)).unwrap_or(0o644);
-                    write_atomic(&dest, content.as_bytes(), mode)
+                    replace_content(&dest, content.as_bytes(), template.mode)
                         .map_err(|e| format!("cannot write `{}`: {}", dest.display(), crate::document::io_reason(&e)))
                 })();
                 Ok(finish(result.err().map(|e| self.masker.mask(&e))))
@@ -1201,8 +1171,7 @@ impl<'a> Engine<'a> {
                 "`{id}` needs a person's yes and there is no terminal: pass `--approve {id}` or `--yes`"
             ));
         }
-        eprintln!("\n{message}\n");
-        eprint!("Continue with `{id}`? [y/N] ");
+        say(&format!("\n{message}\n\nContinue with `{id}`? [y/N] "));
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -1211,7 +1180,7 @@ impl<'a> Engine<'a> {
         });
         loop {
             if signals::pending().is_some() {
-                eprintln!();
+                say("\n");
                 return Err("interrupted".to_owned());
             }
             match receiver.recv_timeout(Duration::from_millis(100)) {
@@ -1224,6 +1193,14 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// Writes to stderr, ignoring a closed or broken stream: a vanished terminal never stops a run.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
 fn render_failure(error: impl Into<plan::PlanError>) -> Failure {
     match error.into() {
         plan::PlanError::Invalid(diagnostics) => Failure::new(
@@ -1232,6 +1209,7 @@ fn render_failure(error: impl Into<plan::PlanError>) -> Failure {
         )
         .help("a template failed while the run was under way: `upshift status` shows where it stopped"),
         plan::PlanError::Version { message, .. } => Failure::new(Exit::RollbackIncomplete, message),
+        plan::PlanError::Interrupted(signal) => interrupted_before(signal),
     }
 }
 

@@ -60,6 +60,14 @@ pub(crate) trait Reporter {
     fn event(&mut self, event: &Event<'_>);
 }
 
+/// Writes to stderr, ignoring a closed or broken stream (`upshift run … 2>&1 | head`,
+/// a dropped SSH session): output that cannot be shown never stops a run.
+fn say(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
 /// NDJSON on stdout, one object a line, each with `"v": 1`.
 #[derive(Debug, Default)]
 pub(crate) struct JsonReporter;
@@ -99,7 +107,7 @@ impl TextReporter {
         let text = format!("{on}{verb:>12}{off} {rest}");
         match &self.spinner {
             Some(spinner) => spinner.println(text),
-            None => eprintln!("{text}"),
+            None => say(&format!("{text}\n")),
         }
     }
 }
@@ -151,7 +159,7 @@ impl Reporter for TextReporter {
                 if let Some(spinner) = &self.spinner {
                     spinner.set_message(line.to_string());
                 } else if self.verbose {
-                    eprintln!("{:>12} {line}", "│");
+                    say(&format!("{:>12} {line}\n", "│"));
                 }
             }
             Event::StepFinished { step, phase, outcome, reason, duration_ms, .. } => {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 pub(crate) const JOURNAL_FORMAT: u32 = 1;
 
 /// Which list a step belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Phase {
     Step,
@@ -78,6 +78,10 @@ pub(crate) struct Header {
     pub(crate) pid: u32,
     /// Set when `run` started outside the window with `--ignore-window`.
     pub(crate) window: Option<String>,
+    /// This boot of the machine (`/proc/sys/kernel/random/boot_id`): process
+    /// records of another boot name processes that cannot still run.
+    #[serde(default)]
+    pub(crate) boot_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +108,18 @@ pub(crate) enum Record {
         stderr: String,
         duration_ms: u64,
         target: String,
+        at: String,
+    },
+    /// A step's command started as process group `pgid`. Written without
+    /// fsync: it only matters while the machine stays up, and the next fsynced
+    /// record carries it to disk.
+    Spawned {
+        step: String,
+        phase: Phase,
+        target: String,
+        pgid: u32,
+        /// The group leader's start time (clock ticks since boot), so a reused pid is not mistaken for it.
+        start: u64,
         at: String,
     },
     Interrupted {
@@ -135,9 +151,43 @@ fn checksum(body: &str) -> String {
     crate::diagnostic::hex(&Sha256::digest(body.as_bytes())[..8])
 }
 
-/// Creates a directory and its parents with mode 0700.
+/// Makes `dir` a private directory (0700) of this user: created with its
+/// parents when missing, tightened when it is ours but open to others. A
+/// symlink or another user's directory is refused: state is never written
+/// through a link an attacker could plant.
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            // A race may have put something else there: check what is there now.
+            let meta = std::fs::symlink_metadata(dir)?;
+            if !meta.is_dir() {
+                return Err(refused(dir, "is not a directory"));
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+        Ok(meta) if meta.file_type().is_symlink() => Err(refused(dir, "is a symlink")),
+        Ok(meta) if !meta.is_dir() => Err(refused(dir, "is not a directory")),
+        Ok(meta) => {
+            let me = rustix::process::geteuid().as_raw();
+            if meta.uid() != me && me != 0 {
+                return Err(refused(dir, &format!("belongs to uid {}, not to this user", meta.uid())));
+            }
+            if meta.mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn refused(path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("`{}` {why}; refusing to keep state there", path.display()),
+    )
 }
 
 /// Fsyncs a directory, so a new or renamed entry in it survives a crash.
@@ -162,7 +212,9 @@ impl Journal {
     /// Opens an existing journal to append to it. A torn last line is cut off
     /// first, so the next record starts on a line of its own.
     pub(crate) fn reopen(path: &Path, valid_len: u64) -> std::io::Result<Journal> {
-        let file = OpenOptions::new().append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file =
+            OpenOptions::new().append(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path)?;
         if file.metadata()?.len() != valid_len {
             file.set_len(valid_len)?;
             file.sync_all()?;
@@ -174,6 +226,11 @@ impl Journal {
     pub(crate) fn append(&mut self, record: &Record) -> std::io::Result<()> {
         self.file.write_all(line(record)?.as_bytes())?;
         self.file.sync_data()
+    }
+
+    /// Appends one record without waiting for the disk (see `Record::Spawned`).
+    pub(crate) fn append_unsynced(&mut self, record: &Record) -> std::io::Result<()> {
+        self.file.write_all(line(record)?.as_bytes())
     }
 }
 
@@ -196,7 +253,7 @@ pub(crate) struct Loaded {
 
 /// Reads a journal, verifying every record's checksum.
 pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
-    let text = std::fs::read(path)
+    let text = crate::files::read_private(path)
         .map_err(|error| format!("cannot read journal `{}`: {}", path.display(), crate::document::io_reason(&error)))?;
     let mut records = Vec::new();
     let mut offset = 0usize;
@@ -205,26 +262,39 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
     for (index, line) in lines.iter().enumerate() {
         let last = index + 1 == lines.len();
         let complete = line.ends_with(b"\n");
+        // Only a last line without its newline is torn (a crash mid-append);
+        // a whole line that does not verify is damage, wherever it is.
+        if last && !complete {
+            torn = true;
+            break;
+        }
         match parse_line(line) {
-            Ok(record) if complete => {
+            Ok(record) => {
                 records.push(record);
                 offset += line.len();
-            }
-            Ok(_) | Err(_) if last => {
-                torn = true;
-                break;
             }
             Err(why) => {
                 return Err(format!("journal `{}` is damaged at line {}: {why}", path.display(), index + 1));
             }
-            Ok(_) => unreachable!("an incomplete line is always the last"),
         }
     }
     Ok(Loaded { records, torn, valid_len: offset as u64 })
 }
 
-fn parse_line(line: &[u8]) -> Result<Record, String> {
+pub(crate) fn parse_line(line: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    // The shape `line` writes: verify the bytes as written, parse once.
+    let trimmed = text.trim_end_matches('\n');
+    if let Some(rest) = trimmed.strip_prefix("{\"sum\":\"")
+        && let Some((sum, body)) = rest.split_at_checked(16)
+        && let Some(body) = body.strip_prefix("\",")
+    {
+        let body = format!("{{{body}");
+        if checksum(&body) != sum {
+            return Err("checksum mismatch".to_owned());
+        }
+        return serde_json::from_str(&body).map_err(|e| format!("unknown record: {e}"));
+    }
     let mut value: serde_json::Value = serde_json::from_str(text.trim_end()).map_err(|e| format!("not JSON: {e}"))?;
     let object = value.as_object_mut().ok_or("not a JSON object")?;
     let sum = object.shift_remove("sum").and_then(|s| s.as_str().map(str::to_owned)).ok_or("no checksum")?;

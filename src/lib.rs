@@ -22,6 +22,7 @@ mod process;
 mod raw;
 mod readiness;
 mod report;
+mod runs;
 mod schema;
 mod secrets;
 mod select;
@@ -161,6 +162,14 @@ impl Ui {
         self.stderr(&format!("{on}error{off}: {message}\n"));
     }
 
+    fn warning(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let (on, off) = if self.color_err { ("\x1b[1;33m", "\x1b[0m") } else { ("", "") };
+        self.stderr(&format!("{on}warning{off}: {message}\n"));
+    }
+
     fn help(&self, message: &str) {
         self.stderr(&format!("  = help: {message}\n"));
     }
@@ -214,6 +223,8 @@ fn validate(ui: &Ui, playbooks: &[PathBuf], inputs: &Inputs) -> Exit {
 
 /// Loads and plans, reporting problems; `Err` carries the exit code.
 fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Exit> {
+    // A plan runs commands (probes, checks): a signal stops them, not only us.
+    process::signals::install();
     let playbook = load(path, inputs).map_err(|diagnostics| {
         ui.diagnostics(&diagnostics);
         Exit::Invalid
@@ -232,11 +243,16 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
                 Exit::NotReady
             }
         }
+        PlanError::Interrupted(signal) => {
+            ui.error(&format!("interrupted by {signal}"));
+            ui.help("what the plan was running was stopped; nothing was changed");
+            Exit::Interrupted
+        }
     })
 }
 
 fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
-    PlanOptions { selection: selection.clone(), execute, execute_read_only: execute, now: clock() }
+    PlanOptions { selection: selection.clone(), execute, execute_read_only: execute, now: clock(), secrets: None }
 }
 
 /// The instant windows are judged at: now, or `UPSHIFT_NOW` (RFC 3339) for tests and rehearsals.
@@ -438,7 +454,7 @@ fn unfinished(
     global: &cli::Global,
     playbook: Option<&Path>,
     env: Option<&str>,
-) -> Result<(Playbook, engine::RunRecord), Exit> {
+) -> Result<(Playbook, runs::RunRecord), Exit> {
     let named = match playbook {
         Some(path) => {
             let playbook = load(path, &Inputs { env: env.map(str::to_owned), ..Inputs::default() }).map_err(|d| {
@@ -449,12 +465,15 @@ fn unfinished(
         }
         None => None,
     };
-    let record =
-        engine::find_unfinished(&global.state_dir, named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref())))
+    let (record, unreadable) =
+        runs::find_unfinished(&global.state_dir, named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref())))
             .map_err(|f| failed(ui, f))?;
+    for other in &unreadable {
+        ui.warning(&format!("ignored `{}`: {}", other.path.display(), other.reason));
+    }
     let playbook = match named {
         Some(playbook) => playbook,
-        None => load(&record.header.file, &engine::inputs_of(&record)).map_err(|d| {
+        None => load(&record.header.file, &record.inputs()).map_err(|d| {
             ui.diagnostics(&d);
             Exit::Invalid
         })?,
@@ -473,6 +492,7 @@ fn resume_command(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> Exit
         accept_changes: args.accept_changes,
         retry_interrupted: args.retry_interrupted,
         skip_interrupted: args.skip_interrupted,
+        kill_orphans: args.kill_orphans,
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
@@ -488,8 +508,8 @@ fn rollback_command(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) -> 
         Err(exit) => return exit,
     };
     let mut reporter = reporter(ui, global);
-    match engine::rollback(&mut playbook, record, &global.state_dir, &engine::RunOptions::default(), reporter.as_mut())
-    {
+    let options = engine::RunOptions { kill_orphans: args.kill_orphans, ..engine::RunOptions::default() };
+    match engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
         Ok(exit) => exit,
         Err(failure) => failed(ui, failure),
     }

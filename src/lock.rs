@@ -72,8 +72,19 @@ pub(crate) fn acquire(state_dir: &Path, command: &str) -> Result<Lock, LockError
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // Never through a symlink: that would let anyone who can plant one truncate another file.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
-        .map_err(LockError::Io)?;
+        .map_err(|error| {
+            LockError::Io(if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                std::io::Error::new(error.kind(), format!("`{}` is a symlink; refusing to use it", path.display()))
+            } else {
+                error
+            })
+        })?;
+    if !file.metadata().map_err(LockError::Io)?.is_file() {
+        return Err(LockError::Io(std::io::Error::other(format!("`{}` is not a regular file", path.display()))));
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -19,6 +19,7 @@ use crate::diagnostic::Diagnostic;
 use crate::edit;
 use crate::playbook::{Action, Check, Command, EditKind, Playbook, Rollback, SecretSource, Step, VersionSpec};
 use crate::process::{CommandSpec, Executor};
+use crate::secrets::Masker;
 use crate::select::{self, Selection};
 use crate::template::{RenderError, Template};
 use crate::window::Verdict;
@@ -36,6 +37,9 @@ pub(crate) struct PlanOptions {
     pub(crate) execute_read_only: bool,
     /// The instant the window is judged at.
     pub(crate) now: Option<jiff::Timestamp>,
+    /// Secret values (`run` only): readiness checks and probes get them; what
+    /// is shown stays masked. Without them, a check that needs a secret is not run.
+    pub(crate) secrets: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +171,8 @@ pub(crate) enum PlanError {
     Invalid(Vec<Diagnostic>),
     /// Version selection failed; `usage` for a bad `--to` (exit 2), else exit 3.
     Version { message: String, usage: bool },
+    /// A signal (named) stopped the plan; what it ran was stopped too (exit 130).
+    Interrupted(&'static str),
 }
 
 impl From<RenderError> for PlanError {
@@ -176,7 +182,8 @@ impl From<RenderError> for PlanError {
 }
 
 pub(crate) fn plan(playbook: &Playbook, options: &PlanOptions, executor: &dyn Executor) -> Result<Plan, PlanError> {
-    let planner = Planner { playbook, executor, options };
+    let masker = options.secrets.as_ref().map(Masker::new).unwrap_or_default();
+    let planner = Planner { playbook, executor, options, masker };
     planner.plan()
 }
 
@@ -184,6 +191,19 @@ struct Planner<'a> {
     playbook: &'a Playbook,
     executor: &'a dyn Executor,
     options: &'a PlanOptions,
+    /// Masks the secrets (when `run` gave them) in everything commands print.
+    masker: Masker,
+}
+
+/// How a masked secret shows in a rendered text (`<secret:NAME>`).
+const SECRET_MARK: &str = "<secret:";
+
+/// Stops the plan when a signal arrived while it ran something.
+fn interrupted() -> Result<(), PlanError> {
+    match crate::process::signals::pending() {
+        Some(signal) => Err(PlanError::Interrupted(crate::process::signals::name(signal))),
+        None => Ok(()),
+    }
 }
 
 impl Planner<'_> {
@@ -198,8 +218,15 @@ impl Planner<'_> {
 
         let mut checks = Vec::new();
         let base = context.value(None)?;
+        let revealed = match &self.options.secrets {
+            Some(values) => Some(
+                Context::new(playbook, selection.as_ref(), Some(values), ("<run id>", "<run start>")).value(None)?,
+            ),
+            None => None,
+        };
         for check in &playbook.checks {
-            let result = self.check(check, &base)?;
+            let result = self.check(check, &base, revealed.as_ref())?;
+            interrupted()?;
             ready &= result.status != "failed";
             checks.push(result);
         }
@@ -207,6 +234,7 @@ impl Planner<'_> {
         let mut steps = Vec::new();
         for step in &playbook.steps {
             let planned = self.step(step, &mut context)?;
+            interrupted()?;
             if let Some(output) = &planned.output
                 && output.exit_code != Some(0)
                 && !step.continue_on_error
@@ -243,24 +271,41 @@ impl Planner<'_> {
     }
 
     fn select(&self, spec: &VersionSpec) -> Result<Selection, PlanError> {
-        let context = Context::new(self.playbook, None, None, ("<run id>", "<run start>")).value(None)?;
+        let secrets = self.options.secrets.as_ref();
+        let context = Context::new(self.playbook, None, secrets, ("<run id>", "<run start>")).value(None)?;
         let render = |template: &Template| template.render(&context).map_err(|e| e.to_string());
         let spec_for = |command: &Command, cwd: Option<String>| {
             command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120)))
                 .map_err(|e| e.to_string())
         };
-        let mut probe = |probe: &crate::playbook::Probe| select::run_probe(probe, self.executor, &render, &spec_for);
-        select::select(spec, &self.options.selection, &mut probe)
-            .map_err(|error| PlanError::Version { message: error.message, usage: error.usage })
+        let mut probe = |probe: &crate::playbook::Probe| {
+            select::run_probe(probe, self.executor, &render, &spec_for).map_err(|why| self.masker.mask(&why))
+        };
+        let selection = select::select(spec, &self.options.selection, &mut probe)
+            .map_err(|error| PlanError::Version { message: error.message, usage: error.usage });
+        interrupted()?;
+        selection
     }
 
-    fn check(&self, check: &Check, context: &minijinja::Value) -> Result<CheckResult, PlanError> {
+    /// Runs a readiness check. `revealed` is the context with secret values
+    /// (`run` only); what is shown is rendered with masks.
+    fn check(
+        &self,
+        check: &Check,
+        context: &minijinja::Value,
+        revealed: Option<&minijinja::Value>,
+    ) -> Result<CheckResult, PlanError> {
         let name = check.name.render(context)?;
         let hint = check.hint.as_ref().map(|h| h.render(context)).transpose()?;
-        let cwd = check.cwd.as_ref().map(|c| c.render(context)).transpose()?;
-        let env = render_env(&check.env, context)?;
-        let spec = command_spec(&check.command, context, cwd.as_deref(), &env, Some(check.timeout))?;
         let shown = describe_command(&check.command, context)?;
+        let needs_secret = shown.contains(SECRET_MARK)
+            || render_env(&check.env, context)?.iter().any(|(_, v)| v.contains(SECRET_MARK))
+            || check.cwd.as_ref().map(|c| c.render(context)).transpose()?.is_some_and(|c| c.contains(SECRET_MARK));
+        let exec = revealed.unwrap_or(context);
+        let cwd = check.cwd.as_ref().map(|c| c.render(exec)).transpose()?;
+        let env = render_env(&check.env, exec)?;
+        let mut spec = command_spec(&check.command, exec, cwd.as_deref(), &env, Some(check.timeout))?;
+        spec.masker = self.masker.clone();
         if let Some(guard) = &check.guard
             && !guard.eval(context)?
         {
@@ -275,6 +320,15 @@ impl Planner<'_> {
         if !self.options.execute {
             return Ok(CheckResult { name, command: shown, status: "not-run", observed: String::new(), hint });
         }
+        if needs_secret && revealed.is_none() {
+            return Ok(CheckResult {
+                name,
+                command: shown,
+                status: "not-run",
+                observed: "it reads a secret, and only `run` reads secrets".to_owned(),
+                hint: None,
+            });
+        }
         let output = match self.executor.run(&spec) {
             Ok(output) => output,
             Err(error) => {
@@ -282,17 +336,17 @@ impl Planner<'_> {
                     name,
                     command: shown,
                     status: "failed",
-                    observed: format!("could not start: {error}"),
+                    observed: self.masker.mask(&format!("could not start: {}", crate::document::io_reason(&error))),
                     hint,
                 });
             }
         };
-        let verdict = crate::readiness::judge(&check.expect, &output, context)?;
+        let verdict = crate::readiness::judge(&check.expect, &output, exec)?;
         Ok(CheckResult {
             name,
             command: shown,
             status: if verdict.passed { "passed" } else { "failed" },
-            observed: verdict.observed,
+            observed: self.masker.mask(&verdict.observed),
             hint: if verdict.passed { None } else { hint },
         })
     }
@@ -305,7 +359,12 @@ impl Planner<'_> {
             Status::Skipped => {
                 context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
             }
-            Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
+            Status::WillRun
+                if step.read_only
+                    && self.options.execute
+                    && self.options.execute_read_only
+                    && !reads_secret(&planned) =>
+            {
                 let Action::Command(command) = &step.action else { unreachable_read_only() };
                 let value = context.value(step.scope.as_ref())?;
                 let spec = command_spec(
@@ -321,12 +380,18 @@ impl Planner<'_> {
                         exit_code: output.exit_code,
                         skipped: false,
                     },
-                    Err(error) => {
-                        StepResult { stdout: format!("could not start: {error}"), exit_code: None, skipped: false }
-                    }
+                    Err(error) => StepResult {
+                        stdout: format!("could not start: {}", crate::document::io_reason(&error)),
+                        exit_code: None,
+                        skipped: false,
+                    },
                 };
                 context.set_step(id, &result);
                 planned.output = Some(result);
+            }
+            Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
+                planned.reason = Some("`plan` does not run it: it reads a secret, which only `run` reads".to_owned());
+                context.set_step_unknown(id);
             }
             _ => context.set_step_unknown(id),
         }
@@ -386,8 +451,30 @@ pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedSte
         fingerprint: String::new(),
         output: None,
     };
+    if let Some(what) = holds_nul(&planned) {
+        return Err(PlanError::Invalid(vec![
+            Diagnostic::error(format!("step `{id}`: {what} holds a NUL byte, which no command can receive"))
+                .at(step.location.clone()),
+        ]));
+    }
     planned.fingerprint = fingerprint(&planned);
     Ok(planned)
+}
+
+/// What part of a rendered step holds a NUL byte, if any.
+fn holds_nul(planned: &PlannedStep) -> Option<String> {
+    let action = match &planned.action {
+        PlannedAction::Run { command, .. } => command.contains('\0'),
+        PlannedAction::Exec { argv } => argv.iter().any(|a| a.contains('\0')),
+        _ => false,
+    };
+    if action {
+        return Some("the command".to_owned());
+    }
+    if let Some(key) = planned.env.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')).map(|(k, _)| k) {
+        return Some(format!("the environment variable `{}`", key.replace('\0', "\\0")));
+    }
+    planned.cwd.as_ref().is_some_and(|c| c.contains('\0')).then(|| "the working directory".to_owned())
 }
 
 /// Evaluates the guards that the plan can know.
@@ -422,6 +509,7 @@ pub(crate) fn render_action(
             let path = edit.path.render(context)?;
             let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
             let (diff, note) = match std::fs::read_to_string(resolve(&path)) {
+                _ if set.iter().any(|s| s.contains(SECRET_MARK)) => (None, Some(HIDDEN.to_owned())),
                 Ok(old) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
                     Ok(new) => match edit::diff(&old, &new, &path) {
                         Some(diff) => (Some(diff), None),
@@ -440,12 +528,17 @@ pub(crate) fn render_action(
         Action::Template(template) => {
             let dest = template.dest.render(context)?;
             let content = template.content.render(context)?;
-            let (diff, note) = match std::fs::read_to_string(resolve(&dest)) {
-                Ok(old) => match edit::diff(&old, &content, &dest) {
-                    Some(diff) => (Some(diff), None),
-                    None => (None, Some("no change: the file already has this content".to_owned())),
-                },
-                Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
+            let (diff, note) = if content.contains(SECRET_MARK) {
+                // Neither the file as it is (it may hold the secret already) nor the new content.
+                (None, Some(HIDDEN.to_owned()))
+            } else {
+                match std::fs::read_to_string(resolve(&dest)) {
+                    Ok(old) => match edit::diff(&old, &content, &dest) {
+                        Some(diff) => (Some(diff), None),
+                        None => (None, Some("no change: the file already has this content".to_owned())),
+                    },
+                    Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
+                }
             };
             PlannedAction::Template {
                 src: template.src.clone(),
@@ -457,6 +550,34 @@ pub(crate) fn render_action(
         }
         Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
     })
+}
+
+/// The note of a file change whose content holds a secret.
+const HIDDEN: &str = "the new content holds a secret: the file is not shown";
+
+/// Does this file action write a secret into its file? (Rendered with masked
+/// secrets, its content shows a mask.) Such a file's content is never shown,
+/// and its snapshot stays out of the state dir.
+pub(crate) fn writes_secret(action: &Action, shown: &minijinja::Value) -> bool {
+    match action {
+        Action::Template(template) => template.content.render(shown).is_ok_and(|c| c.contains(SECRET_MARK)),
+        Action::Edit(edit) => {
+            describe_edit(&edit.kind, shown, None).is_ok_and(|set| set.iter().any(|s| s.contains(SECRET_MARK)))
+        }
+        _ => false,
+    }
+}
+
+/// Does a planned command read a secret (which `plan` does not have)?
+fn reads_secret(planned: &PlannedStep) -> bool {
+    let action = match &planned.action {
+        PlannedAction::Run { command, .. } => command.contains(SECRET_MARK),
+        PlannedAction::Exec { argv } => argv.iter().any(|a| a.contains(SECRET_MARK)),
+        _ => false,
+    };
+    action
+        || planned.env.values().any(|v| v.contains(SECRET_MARK))
+        || planned.cwd.as_ref().is_some_and(|c| c.contains(SECRET_MARK))
 }
 
 fn unreachable_read_only() -> ! {
@@ -563,13 +684,30 @@ pub(crate) fn command_spec(
     env: &[(String, String)],
     timeout: Option<Duration>,
 ) -> Result<CommandSpec, RenderError> {
-    let argv = match command {
+    let (argv, location) = match command {
         Command::Shell { shell, script } => {
-            vec![shell.clone(), "-c".to_owned(), script.render(context)?]
+            (vec![shell.clone(), "-c".to_owned(), script.render(context)?], script.location.clone())
         }
-        Command::Exec(argv) => argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
+        Command::Exec(argv) => (
+            argv.iter().map(|a| a.render(context)).collect::<Result<_, _>>()?,
+            argv.first().and_then(|a| a.location.clone()),
+        ),
     };
-    Ok(CommandSpec { argv, cwd: cwd.map(resolve), env: env.to_vec(), timeout })
+    // A NUL cannot reach a process: say so before anything runs, not at the spawn.
+    let nul = |what: &str| RenderError {
+        message: format!("{what} holds a NUL byte, which no command can receive"),
+        location: location.clone(),
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(nul("the command"));
+    }
+    if let Some((key, _)) = env.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(nul(&format!("the environment variable `{}`", key.replace('\0', "\\0"))));
+    }
+    if cwd.is_some_and(|c| c.contains('\0')) {
+        return Err(nul("the working directory"));
+    }
+    Ok(CommandSpec { argv, cwd: cwd.map(resolve), env: env.to_vec(), timeout, masker: Masker::default() })
 }
 
 fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {

@@ -1,7 +1,12 @@
 //! Running commands: the `Executor` trait (one target, today always `local`)
 //! and its local implementation through `duct`. Every child gets its own
-//! process group, so a timeout or a forwarded signal reaches grandchildren too.
-//! Output is streamed line by line to a watcher while it is captured.
+//! process group, so a timeout or a forwarded signal reaches grandchildren too,
+//! and the group is announced as soon as it exists, so a journal can name it.
+//! Output is masked line by line (secrets never reach a buffer unmasked),
+//! streamed to a watcher and kept, bounded, in whole lines.
+//!
+//! Also: finding what is left of a process group after upshift itself was
+//! killed, and stopping it.
 //!
 //! This module runs what it is given; it does not render, decide or print.
 
@@ -9,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::secrets::Masker;
 
 /// A command ready to run: fully rendered.
 #[derive(Debug, Clone)]
@@ -18,9 +25,11 @@ pub(crate) struct CommandSpec {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
+    /// Applied to every line before it is watched or kept.
+    pub(crate) masker: Masker,
 }
 
-/// What a finished command left.
+/// What a finished command left. Output is masked.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Output {
     pub(crate) stdout: String,
@@ -28,7 +37,7 @@ pub(crate) struct Output {
     /// `None` when a signal ended it.
     pub(crate) exit_code: Option<i32>,
     pub(crate) timed_out: bool,
-    /// The signal that made upshift stop it (`SIGINT`, `SIGTERM`).
+    /// The signal that made upshift stop it (`SIGINT`, `SIGTERM`, `SIGHUP`).
     pub(crate) interrupted: Option<&'static str>,
     pub(crate) elapsed: Duration,
 }
@@ -58,18 +67,27 @@ pub(crate) enum Stream {
     Stderr,
 }
 
+/// What a watcher hears while a command runs.
+#[derive(Debug)]
+pub(crate) enum Watch<'a> {
+    /// The command started as process group `pgid` (its leader started at `start`).
+    Spawned { pgid: u32, start: u64 },
+    /// One line of output, masked.
+    Line(Stream, &'a str),
+}
+
 /// Runs commands on one target.
 pub(crate) trait Executor {
     /// The target's name, recorded with every result (`local` today).
     fn target(&self) -> &str;
 
     /// Runs a command to its end, its timeout, or a signal to upshift,
-    /// handing each output line to `watch` as it comes.
-    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Stream, &str)) -> std::io::Result<Output>;
+    /// telling `watch` its process group and each output line as they come.
+    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output>;
 
     /// Runs a command, capturing its output.
     fn run(&self, spec: &CommandSpec) -> std::io::Result<Output> {
-        self.run_watched(spec, &mut |_, _| {})
+        self.run_watched(spec, &mut |_| {})
     }
 }
 
@@ -78,22 +96,26 @@ pub(crate) trait Executor {
 pub(crate) struct Local;
 
 /// How long a child may take to stop after a forwarded signal before it is killed.
-fn grace() -> Duration {
+pub(crate) fn grace() -> Duration {
     std::env::var("UPSHIFT_GRACE_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
-/// Most of a command's output kept in memory (the journal keeps a smaller tail).
+/// Most of a command's output kept in memory, in whole lines (the journal keeps a smaller tail).
 const KEEP: usize = 1 << 20;
 
+/// A line longer than this is cut into pieces (never inside a secret).
+const LINE: usize = 64 << 10;
+
+/// Keeps a line, dropping whole lines from the front past `KEEP`.
 fn keep(buffer: &mut String, line: &str) {
     buffer.push_str(line);
     buffer.push('\n');
     if buffer.len() > KEEP {
-        let cut = buffer.len() - KEEP;
-        let cut = (cut..buffer.len()).find(|i| buffer.is_char_boundary(*i)).unwrap_or(buffer.len());
+        let excess = buffer.len() - KEEP;
+        let cut = buffer[excess..].find('\n').map_or(buffer.len(), |i| excess + i + 1);
         buffer.drain(..cut);
     }
 }
@@ -103,8 +125,16 @@ impl Executor for Local {
         "local"
     }
 
-    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Stream, &str)) -> std::io::Result<Output> {
+    fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output> {
         let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("an empty command"))?;
+        if let Some(cwd) = &spec.cwd
+            && !cwd.is_dir()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("its working directory `{}` does not exist", cwd.display()),
+            ));
+        }
         // An absolute program lets std spawn with posix_spawn (vfork) instead of
         // fork: duct passes the whole environment, PATH included, and std only
         // searches PATH itself after a fork.
@@ -134,6 +164,9 @@ impl Executor for Local {
         // Our copies of the write ends must close, or the readers never see EOF.
         drop(expression);
         let pgid = handle.pids().first().copied();
+        if let Some(pgid) = pgid {
+            watch(Watch::Spawned { pgid, start: start_time(pgid).unwrap_or(0) });
+        }
 
         // One loop, no threads: poll both pipes (waking for output or EOF),
         // and between polls look at the child, the clock and the signals.
@@ -180,17 +213,25 @@ impl Executor for Local {
                     if n == 0 {
                         *reader = None;
                         if !pending.is_empty() {
-                            let line = String::from_utf8_lossy(pending).into_owned();
-                            emit(*stream, &line, watch, &mut output);
+                            emit(*stream, pending, &spec.masker, watch, &mut output);
                             pending.clear();
                         }
                         continue;
                     }
                     pending.extend_from_slice(&chunk[..n]);
-                    while let Some(newline) = pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=newline).collect();
-                        let text = String::from_utf8_lossy(&line);
-                        emit(*stream, text.trim_end_matches(['\n', '\r']), watch, &mut output);
+                    let mut from = 0;
+                    while let Some(newline) = pending[from..].iter().position(|b| *b == b'\n') {
+                        let end = from + newline;
+                        let line = &pending[from..end];
+                        emit(*stream, line.strip_suffix(b"\r").unwrap_or(line), &spec.masker, watch, &mut output);
+                        from = end + 1;
+                    }
+                    pending.drain(..from);
+                    // A line with no end in sight: cut it where no secret is cut.
+                    while pending.len() > LINE {
+                        let Some(cut) = spec.masker.safe_cut(pending, LINE) else { break };
+                        emit(*stream, &pending[..cut], &spec.masker, watch, &mut output);
+                        pending.drain(..cut);
                     }
                 }
             }
@@ -266,12 +307,13 @@ fn resolve_program(program: &str, path: Option<&str>) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// Hands a line to the watcher and keeps it.
-fn emit(stream: Stream, line: &str, watch: &mut dyn FnMut(Stream, &str), output: &mut Output) {
-    watch(stream, line);
+/// Masks a line, hands it to the watcher and keeps it.
+fn emit(stream: Stream, bytes: &[u8], masker: &Masker, watch: &mut dyn FnMut(Watch<'_>), output: &mut Output) {
+    let line = masker.mask(&String::from_utf8_lossy(bytes));
+    watch(Watch::Line(stream, &line));
     match stream {
-        Stream::Stdout => keep(&mut output.stdout, line),
-        Stream::Stderr => keep(&mut output.stderr, line),
+        Stream::Stdout => keep(&mut output.stdout, &line),
+        Stream::Stderr => keep(&mut output.stderr, &line),
     }
 }
 
@@ -281,8 +323,88 @@ fn kill_group(pgid: u32, signal: rustix::process::Signal) {
     }
 }
 
-/// SIGINT and SIGTERM, caught once `install` ran: the engine forwards them to
-/// the running command and stops after it.
+/// When a process started (clock ticks since boot), from `/proc/PID/stat`.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // `rest` starts at field 3 (state); the start time is field 22.
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// This boot of the machine, so process records of another boot are not mistaken for live ones.
+pub(crate) fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
+}
+
+/// A process that is still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Alive {
+    pub(crate) pid: u32,
+    pub(crate) command: String,
+}
+
+/// What still runs of process group `pgid`, started at or after `start`
+/// (a group id reused by later, unrelated processes is not theirs).
+pub(crate) fn group_members(pgid: u32, start: u64) -> Vec<Alive> {
+    let mut alive = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // Field 3 is the state (Z: a zombie, already dead), 5 the group, 22 the start time.
+        let zombie = fields.first() == Some(&"Z");
+        let group = fields.get(2).and_then(|f| f.parse::<u32>().ok());
+        let started = fields.get(19).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        if group == Some(pgid) && started >= start && !zombie {
+            let command = std::fs::read(entry.path().join("cmdline"))
+                .map(|bytes| {
+                    bytes
+                        .split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(String::from_utf8_lossy)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            alive.push(Alive { pid, command });
+        }
+    }
+    alive.sort_by_key(|a| a.pid);
+    alive
+}
+
+/// Stops what is left of a process group: SIGTERM, then SIGKILL after the
+/// grace period. Returns once none of it runs (or after a minute).
+pub(crate) fn stop_group(pgid: u32, start: u64) {
+    let members = group_members(pgid, start);
+    if members.is_empty() {
+        return;
+    }
+    for member in &members {
+        if let Some(pid) = rustix::process::Pid::from_raw(member.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    let since = Instant::now();
+    let mut killed = false;
+    while !group_members(pgid, start).is_empty() && since.elapsed() < Duration::from_secs(60) {
+        if !killed && since.elapsed() >= grace() {
+            for member in group_members(pgid, start) {
+                if let Some(pid) = rustix::process::Pid::from_raw(member.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught once `install` ran: the engine forwards
+/// them to the running command and stops after it. SIGHUP (a dropped SSH
+/// session) is handled like SIGTERM.
 pub(crate) mod signals {
     use super::*;
 
@@ -291,9 +413,9 @@ pub(crate) mod signals {
         SLOT.get_or_init(|| Arc::new(AtomicUsize::new(0)))
     }
 
-    /// Catches SIGINT and SIGTERM from now on (for `run`, `resume`, `rollback`).
+    /// Catches SIGINT, SIGTERM and SIGHUP from now on (for every command that runs something).
     pub(crate) fn install() {
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
             let _ = signal_hook::flag::register_usize(signal, Arc::clone(slot()), signal as usize);
         }
     }
@@ -307,15 +429,16 @@ pub(crate) mod signals {
     }
 
     pub(crate) fn name(signal: i32) -> &'static str {
-        if signal == signal_hook::consts::SIGTERM { "SIGTERM" } else { "SIGINT" }
+        match signal {
+            signal_hook::consts::SIGTERM => "SIGTERM",
+            signal_hook::consts::SIGHUP => "SIGHUP",
+            _ => "SIGINT",
+        }
     }
 
+    /// What the running command gets: SIGINT stays SIGINT; SIGTERM and SIGHUP become SIGTERM.
     pub(crate) fn to_rustix(signal: i32) -> rustix::process::Signal {
-        if signal == signal_hook::consts::SIGTERM {
-            rustix::process::Signal::TERM
-        } else {
-            rustix::process::Signal::INT
-        }
+        if signal == signal_hook::consts::SIGINT { rustix::process::Signal::INT } else { rustix::process::Signal::TERM }
     }
 }
 
@@ -329,21 +452,25 @@ mod tests {
             cwd: None,
             env: vec![("X".into(), "1".into())],
             timeout,
+            masker: Masker::default(),
         }
     }
 
     #[test]
     fn captures_and_streams_output_and_exit_code() {
         let mut seen = Vec::new();
+        let mut spawned = None;
         let output = Local
-            .run_watched(&spec("echo out; echo err >&2; echo $X; exit 3", None), &mut |stream, line| {
-                seen.push((stream, line.to_owned()))
+            .run_watched(&spec("echo out; echo err >&2; echo $X; exit 3", None), &mut |event| match event {
+                Watch::Line(stream, line) => seen.push((stream, line.to_owned())),
+                Watch::Spawned { pgid, .. } => spawned = Some(pgid),
             })
             .unwrap();
         assert_eq!(output.stdout, "out\n1\n");
         assert_eq!(output.stderr, "err\n");
         assert_eq!(output.exit_code, Some(3));
         assert!(seen.contains(&(Stream::Stderr, "err".to_owned())));
+        assert!(spawned.is_some());
     }
 
     #[test]
@@ -356,5 +483,38 @@ mod tests {
         assert!(output.elapsed < Duration::from_secs(3), "{:?}", output.elapsed);
         std::thread::sleep(Duration::from_millis(1500));
         assert!(!marker.exists(), "the grandchild outlived the timeout");
+    }
+
+    #[test]
+    fn a_secret_is_masked_before_anything_keeps_it_even_in_an_endless_line() {
+        let values = [("k".to_owned(), "s3cr3t-value-XYZ".to_owned())].into_iter().collect();
+        let mut spec = spec("i=0; while [ $i -lt 20000 ]; do printf 'ab s3cr3t-value-XYZ '; i=$((i+1)); done", None);
+        spec.masker = Masker::new(&values);
+        let output = Local.run(&spec).unwrap();
+        assert!(!output.stdout.contains("s3cr3t") && !output.stdout.contains("XYZ"), "a fragment survived");
+        assert!(output.stdout.len() <= KEEP + LINE, "bounded: {}", output.stdout.len());
+        assert!(output.stdout.contains("ab ******** ab"));
+    }
+
+    #[test]
+    fn group_members_finds_what_outlives_its_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pgid = 0;
+        let mut start = 0;
+        let script = format!("sleep 30 & echo $! > {}/bg", dir.path().display());
+        Local
+            .run_watched(&spec(&script, None), &mut |event| {
+                if let Watch::Spawned { pgid: p, start: s } = event {
+                    pgid = p;
+                    start = s;
+                }
+            })
+            .unwrap();
+        let members = group_members(pgid, start);
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert!(members[0].command.starts_with("sleep 30"), "{members:?}");
+        assert!(group_members(pgid, start + 1_000_000_000).is_empty(), "a later start time is another group");
+        stop_group(pgid, start);
+        assert!(group_members(pgid, start).is_empty());
     }
 }

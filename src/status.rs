@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::engine::{self, Failure, RunRecord};
-use crate::journal::{Outcome, Phase, Record};
+use crate::engine::Failure;
+use crate::journal::{Outcome, Phase};
+use crate::runs::RunRecord;
 
 #[derive(Debug, Serialize)]
 struct RunStatus {
@@ -35,18 +36,19 @@ struct StepStatus {
 fn status_of(record: &RunRecord) -> RunStatus {
     let mut steps = Vec::new();
     for phase in [Phase::Step, Phase::Rollback, Phase::Finally] {
-        for (id, outcome) in record.outcomes(phase) {
-            let reason = record.records.iter().rev().find_map(|r| match r {
-                Record::Finished { step, phase: p, reason, .. } if *step == id && *p == phase => reason.clone(),
-                _ => None,
-            });
-            let outcome = match outcome {
+        for state in record.phase(phase) {
+            let outcome = match state.outcome {
                 Some(Outcome::Ok) => "ok",
                 Some(Outcome::Failed) => "failed",
                 Some(Outcome::Skipped) => "skipped",
                 None => "interrupted",
             };
-            steps.push(StepStatus { step: id, phase, outcome: outcome.to_owned(), reason });
+            steps.push(StepStatus {
+                step: state.step.clone(),
+                phase,
+                outcome: outcome.to_owned(),
+                reason: state.reason.clone(),
+            });
         }
     }
     RunStatus {
@@ -59,29 +61,24 @@ fn status_of(record: &RunRecord) -> RunStatus {
         version: record.header.selection.as_ref().map(|s| format!("{} → {}", s.current, s.target)),
         journal: record.path.display().to_string(),
         steps,
-        left: record.end().map(|(_, left)| left.to_vec()).unwrap_or_default(),
+        left: record.end.as_ref().map(|(_, left)| left.clone()).unwrap_or_default(),
     }
 }
 
 /// The runs of one playbook (name and environment), or of every playbook.
 pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, json: bool) -> Result<String, Failure> {
-    let mut runs = Vec::new();
-    match filter {
-        Some((name, env)) => runs.extend(engine::list_runs(&engine::runs_dir(state_dir, name, env))?),
-        None => {
-            for entry in std::fs::read_dir(state_dir.join("runs")).into_iter().flatten().flatten() {
-                runs.extend(engine::list_runs(&entry.path())?);
-            }
-        }
-    }
-    runs.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
+    let (runs, unreadable) = crate::runs::list_runs(state_dir, filter);
     let statuses: Vec<RunStatus> = runs.iter().map(status_of).collect();
     if json {
-        let value = serde_json::json!({ "v": 1, "runs": statuses });
+        let damaged: Vec<serde_json::Value> = unreadable
+            .iter()
+            .map(|u| serde_json::json!({ "journal": u.path.display().to_string(), "run_id": u.run_id, "reason": u.reason }))
+            .collect();
+        let value = serde_json::json!({ "v": 1, "runs": statuses, "unreadable": damaged });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value).expect("json serializes")));
     }
     let mut out = String::new();
-    if statuses.is_empty() {
+    if statuses.is_empty() && unreadable.is_empty() {
         out.push_str("no runs yet\n");
     }
     for run in &statuses {
@@ -102,6 +99,10 @@ pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, jso
             let _ = writeln!(out, "  left        {left}");
         }
         let _ = writeln!(out, "  journal  {}", run.journal);
+    }
+    for bad in &unreadable {
+        let what = bad.run_id.as_deref().map_or_else(|| "not a journal".to_owned(), |id| format!("run {id}: damaged"));
+        let _ = writeln!(out, "{what}: {}\n  journal  {}", bad.reason, bad.path.display());
     }
     Ok(out)
 }

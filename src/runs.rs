@@ -1,0 +1,432 @@
+//! Runs read back from their journals, for `status`, `resume`, `rollback` and
+//! the check `run` makes for an unfinished run. One pass over a journal
+//! builds where every step stands; finding the unfinished run of a playbook
+//! reads only the last line of each finished run's journal.
+//!
+//! This module reads; it never appends (that is the engine's).
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use crate::Exit;
+use crate::check::Inputs;
+use crate::engine::Failure;
+use crate::journal::{self, Header, Outcome, Phase, Record, RunOutcome};
+
+/// Where a playbook's runs live: `STATE/runs/NAME@ENV/`.
+pub(crate) fn runs_dir(state_dir: &Path, playbook: &str, environment: Option<&str>) -> PathBuf {
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect::<String>()
+    };
+    state_dir.join("runs").join(format!("{}@{}", clean(playbook), clean(environment.unwrap_or("default"))))
+}
+
+/// Where one step stands in a run, for one target.
+#[derive(Debug, Clone)]
+pub(crate) struct StepState {
+    pub(crate) phase: Phase,
+    pub(crate) step: String,
+    pub(crate) target: String,
+    /// Of its last start (empty for a step that was only skipped).
+    pub(crate) fingerprint: String,
+    /// `None`: started and never finished (a crash or a signal).
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) reason: Option<String>,
+    pub(crate) stdout: String,
+    pub(crate) exit_code: Option<i32>,
+    /// How many times it started.
+    pub(crate) starts: u32,
+    /// The process group of an unfinished start: `(pgid, leader start time)`.
+    pub(crate) process: Option<(u32, u64)>,
+}
+
+type Key = (Phase, String, String);
+
+/// One journalled run, read back.
+#[derive(Debug)]
+pub(crate) struct RunRecord {
+    pub(crate) path: PathBuf,
+    pub(crate) header: Header,
+    /// Every (phase, step, target) in the order of its latest record.
+    pub(crate) steps: IndexMap<Key, StepState>,
+    pub(crate) end: Option<(RunOutcome, Vec<String>)>,
+    /// Bytes up to the end of the last good record.
+    pub(crate) valid_len: u64,
+    /// A torn last line was ignored.
+    pub(crate) torn: bool,
+    /// Keep each step's output (reading a journal back; the engine doesn't need it).
+    keep_output: bool,
+}
+
+impl RunRecord {
+    /// A run that has only its header (the engine's view of a new run). It
+    /// keeps no step output: the engine's contexts have it.
+    pub(crate) fn new(path: PathBuf, header: Header) -> RunRecord {
+        RunRecord { path, header, steps: IndexMap::new(), end: None, valid_len: 0, torn: false, keep_output: false }
+    }
+
+    fn from_records(path: &Path, records: Vec<Record>, valid_len: u64, torn: bool) -> Result<RunRecord, String> {
+        let mut records = records.into_iter();
+        let header = match records.next() {
+            Some(Record::Run(header)) => *header,
+            _ => return Err(format!("`{}` has no run header: it is not an upshift journal", path.display())),
+        };
+        let mut run = RunRecord { valid_len, torn, keep_output: true, ..RunRecord::new(path.to_owned(), header) };
+        for record in records {
+            run.apply(record);
+        }
+        Ok(run)
+    }
+
+    /// The entry of `key`, moved to the end (the newest record).
+    fn entry(&mut self, phase: Phase, step: String, target: String) -> &mut StepState {
+        let key = (phase, step, target);
+        let index = match self.steps.get_index_of(&key) {
+            Some(index) if index + 1 == self.steps.len() => index,
+            Some(index) => {
+                let (key, state) = self.steps.shift_remove_index(index).expect("the index exists");
+                self.steps.insert(key, state);
+                self.steps.len() - 1
+            }
+            None => {
+                let state = StepState {
+                    phase,
+                    step: key.1.clone(),
+                    target: key.2.clone(),
+                    fingerprint: String::new(),
+                    outcome: None,
+                    reason: None,
+                    stdout: String::new(),
+                    exit_code: None,
+                    starts: 0,
+                    process: None,
+                };
+                self.steps.insert(key, state);
+                self.steps.len() - 1
+            }
+        };
+        &mut self.steps[index]
+    }
+
+    /// Takes one more record into account (the engine, as it appends).
+    pub(crate) fn apply_ref(&mut self, record: &Record) {
+        match record {
+            Record::Started { step, phase, fingerprint, target, .. } => {
+                let state = self.entry(*phase, step.clone(), target.clone());
+                state.fingerprint.clone_from(fingerprint);
+                state.outcome = None;
+                state.reason = None;
+                state.starts += 1;
+                state.process = None;
+            }
+            Record::Spawned { step, phase, target, pgid, start, .. } => {
+                let key = (*phase, step.clone(), target.clone());
+                if let Some(state) = self.steps.get_mut(&key) {
+                    state.process = Some((*pgid, *start));
+                }
+            }
+            Record::Finished { step, phase, outcome, reason, exit_code, stdout, target, .. } => {
+                let keep = self.keep_output;
+                let state = self.entry(*phase, step.clone(), target.clone());
+                state.outcome = Some(*outcome);
+                state.reason.clone_from(reason);
+                state.exit_code = *exit_code;
+                if keep {
+                    state.stdout.clone_from(stdout);
+                }
+                state.process = None;
+            }
+            Record::End { outcome, left, .. } => self.end = Some((*outcome, left.clone())),
+            Record::Run(_) | Record::Interrupted { .. } | Record::Resumed { .. } => {}
+        }
+    }
+
+    fn apply(&mut self, record: Record) {
+        self.apply_ref(&record);
+    }
+
+    /// Not finished: crashed, interrupted, or a rollback left work.
+    pub(crate) fn unfinished(&self) -> bool {
+        matches!(self.end, None | Some((RunOutcome::RollbackIncomplete, _)))
+    }
+
+    /// The steps of a phase, in the order of their latest record.
+    pub(crate) fn phase(&self, phase: Phase) -> impl Iterator<Item = &StepState> {
+        self.steps.values().filter(move |s| s.phase == phase)
+    }
+
+    /// A step of `phase` that started and never finished (a crash or a signal).
+    pub(crate) fn interrupted(&self, phase: Phase) -> Option<&StepState> {
+        self.phase(phase).filter(|s| s.outcome.is_none()).last()
+    }
+
+    /// The step the run stopped in, if it stopped in one.
+    pub(crate) fn stopped_in(&self) -> Option<&StepState> {
+        self.steps.values().rev().find(|s| s.outcome.is_none())
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match (&self.end, self.stopped_in()) {
+            (Some((outcome, _)), _) => {
+                serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            }
+            (None, Some(state)) => {
+                let phase = match state.phase {
+                    Phase::Step => "",
+                    Phase::Rollback => " (rollback)",
+                    Phase::Finally => " (finally)",
+                };
+                format!("unfinished: stopped during `{}`{phase}", state.step)
+            }
+            (None, None) => "unfinished".to_owned(),
+        }
+    }
+
+    /// The inputs that load this run's playbook again: its environment. (Its
+    /// final vars come from the journal: the engine puts them back.)
+    pub(crate) fn inputs(&self) -> Inputs {
+        Inputs { env: self.header.environment.clone(), ..Inputs::default() }
+    }
+}
+
+/// Reads one run's journal.
+pub(crate) fn read_run(path: &Path) -> Result<RunRecord, Failure> {
+    let loaded = journal::load(path).map_err(|message| {
+        Failure::new(Exit::RollbackIncomplete, message).help("the journal is damaged; inspect it before going on")
+    })?;
+    RunRecord::from_records(path, loaded.records, loaded.valid_len, loaded.torn)
+        .map_err(|message| Failure::new(Exit::RollbackIncomplete, message))
+}
+
+/// A file among the journals that could not be read as one.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
+    /// Its first line is a run header: a real run whose journal is damaged.
+    pub(crate) run_id: Option<String>,
+}
+
+/// The journals of one playbook+environment directory, oldest first.
+fn journal_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The directories holding runs: one playbook's, or every playbook's.
+fn run_dirs(state_dir: &Path, playbook: Option<(&str, Option<&str>)>) -> Vec<PathBuf> {
+    match playbook {
+        Some((name, env)) => vec![runs_dir(state_dir, name, env)],
+        None => {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(state_dir.join("runs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()))
+                .collect();
+            dirs.sort();
+            dirs
+        }
+    }
+}
+
+fn unreadable(path: &Path, reason: String) -> Unreadable {
+    // A damaged journal of a real run still starts with its header.
+    let run_id = crate::files::read_private(path).ok().and_then(|bytes| {
+        let first = bytes.split(|b| *b == b'\n').next()?.to_vec();
+        let value: serde_json::Value = serde_json::from_slice(&first).ok()?;
+        (value["type"] == "run").then(|| value["run_id"].as_str().map(str::to_owned)).flatten()
+    });
+    Unreadable { path: path.to_owned(), reason, run_id }
+}
+
+/// Every run (oldest first) and every journal that could not be read.
+pub(crate) fn list_runs(state_dir: &Path, playbook: Option<(&str, Option<&str>)>) -> (Vec<RunRecord>, Vec<Unreadable>) {
+    let mut runs = Vec::new();
+    let mut bad = Vec::new();
+    for dir in run_dirs(state_dir, playbook) {
+        for path in journal_paths(&dir) {
+            match read_run(&path) {
+                Ok(run) => runs.push(run),
+                Err(failure) => bad.push(unreadable(&path, failure.message)),
+            }
+        }
+    }
+    runs.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
+    (runs, bad)
+}
+
+/// True when the journal's last line is the end of a finished run: no need
+/// to read the rest. Reads only the tail of the file.
+fn ended(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut file) =
+        std::fs::OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path)
+    else {
+        return false;
+    };
+    let Ok(len) = file.metadata().map(|m| m.len()) else { return false };
+    let window = len.min(64 * 1024);
+    if file.seek(SeekFrom::Start(len - window)).is_err() {
+        return false;
+    }
+    let mut tail = Vec::with_capacity(window as usize);
+    if file.read_to_end(&mut tail).is_err() || !tail.ends_with(b"\n") {
+        return false;
+    }
+    let body = &tail[..tail.len() - 1];
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if start == 0 && window < len {
+        return false;
+    }
+    matches!(
+        journal::parse_line(&tail[start..]),
+        Ok(Record::End { outcome, .. }) if outcome != RunOutcome::RollbackIncomplete
+    )
+}
+
+/// The unfinished runs (oldest first), reading in full only the journals
+/// that do not end with a finished run's last record.
+pub(crate) fn unfinished_runs(
+    state_dir: &Path,
+    playbook: Option<(&str, Option<&str>)>,
+) -> (Vec<RunRecord>, Vec<Unreadable>) {
+    let mut runs = Vec::new();
+    let mut bad = Vec::new();
+    for dir in run_dirs(state_dir, playbook) {
+        for path in journal_paths(&dir) {
+            if ended(&path) {
+                continue;
+            }
+            match read_run(&path) {
+                Ok(run) if run.unfinished() => runs.push(run),
+                Ok(_) => {}
+                Err(failure) => bad.push(unreadable(&path, failure.message)),
+            }
+        }
+    }
+    runs.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
+    (runs, bad)
+}
+
+/// Finds the run `resume` or `rollback` works on: the newest unfinished run
+/// of the playbook, or the only unfinished run in the state dir.
+pub(crate) fn find_unfinished(
+    state_dir: &Path,
+    playbook: Option<(&str, Option<&str>)>,
+) -> Result<(RunRecord, Vec<Unreadable>), Failure> {
+    let (mut unfinished, bad) = unfinished_runs(state_dir, playbook);
+    if let Some(damaged) = bad.iter().find(|b| b.run_id.is_some()) {
+        return Err(Failure::new(Exit::RollbackIncomplete, damaged.reason.clone()).help(format!(
+            "run `{}` cannot be continued from a damaged journal: inspect `{}`, finish by hand, then move it aside",
+            damaged.run_id.as_deref().unwrap_or(""),
+            damaged.path.display()
+        )));
+    }
+    match (unfinished.len(), playbook) {
+        (0, _) => Err(Failure::new(Exit::Invalid, "there is no unfinished run to continue")
+            .help("`upshift status` lists the runs")),
+        (1, _) | (_, Some(_)) => Ok((unfinished.pop().expect("not empty"), bad)),
+        (_, None) => Err(Failure::new(Exit::Invalid, "there are several unfinished runs; name the playbook").details(
+            unfinished
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} ({}, run {})",
+                        r.header.file.display(),
+                        r.header.environment.as_deref().unwrap_or("no env"),
+                        r.header.run_id
+                    )
+                })
+                .collect(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Record {
+        Record::Run(Box::new(Header {
+            v: journal::JOURNAL_FORMAT,
+            run_id: "r1".into(),
+            playbook: "p".into(),
+            file: PathBuf::from("p.toml"),
+            fingerprint: String::new(),
+            environment: None,
+            vars: IndexMap::new(),
+            selection: None,
+            started_at: String::new(),
+            target: "local".into(),
+            host: "h".into(),
+            user: "u".into(),
+            pid: 1,
+            window: None,
+            boot_id: None,
+        }))
+    }
+
+    fn started(step: &str, phase: Phase) -> Record {
+        Record::Started {
+            step: step.into(),
+            phase,
+            fingerprint: "f".into(),
+            action: String::new(),
+            target: "local".into(),
+            at: String::new(),
+        }
+    }
+
+    fn finished(step: &str, phase: Phase, outcome: Outcome) -> Record {
+        Record::Finished {
+            step: step.into(),
+            phase,
+            outcome,
+            reason: None,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 0,
+            target: "local".into(),
+            at: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_pass_knows_where_every_step_stands() {
+        let records = vec![
+            header(),
+            started("a", Phase::Step),
+            finished("a", Phase::Step, Outcome::Ok),
+            started("b", Phase::Step),
+            Record::Spawned {
+                step: "b".into(),
+                phase: Phase::Step,
+                target: "local".into(),
+                pgid: 42,
+                start: 7,
+                at: String::new(),
+            },
+            finished("c", Phase::Step, Outcome::Skipped),
+            started("b", Phase::Step),
+        ];
+        let run = RunRecord::from_records(Path::new("r.jsonl"), records, 0, false).unwrap();
+        let order: Vec<&str> = run.phase(Phase::Step).map(|s| s.step.as_str()).collect();
+        assert_eq!(order, ["a", "c", "b"], "a step started again is the newest");
+        let b = run.interrupted(Phase::Step).unwrap();
+        assert_eq!((b.step.as_str(), b.starts, b.process), ("b", 2, None));
+        assert!(run.unfinished());
+        assert_eq!(run.describe(), "unfinished: stopped during `b`");
+    }
+}
