@@ -42,6 +42,12 @@ pub struct Inputs {
     pub vars: Vec<(String, String)>,
 }
 
+/// The longest step id (each part of an included `outer.inner`).
+const MAX_ID: usize = 100;
+
+/// The shortest timeout or delay: less cannot run a command.
+const MIN_DURATION: Duration = Duration::from_millis(100);
+
 /// Context names every template may read besides the vars.
 const BUILTINS: [&str; 7] = ["vars", "env", "secrets", "version", "requirements", "steps", "run"];
 const VERSION_FIELDS: [&str; 5] = ["current", "target", "change", "scheme", "candidates"];
@@ -587,6 +593,7 @@ impl Checker {
         let c = raw.get_ref();
         let name = Template::new(c.name.get_ref(), Quoting::Plain, Some(loc(source, &c.name)));
         self.template(&name, names);
+        self.shell_name(c.shell.as_ref(), source);
         let command = match (&c.run, &c.exec) {
             (Some(run), None) => Command::Shell {
                 shell: c.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone()),
@@ -671,7 +678,17 @@ impl Checker {
             return;
         };
         let id_location = loc(source, id);
-        if !StepId::is_valid(id.get_ref()) {
+        if id.get_ref().len() > MAX_ID {
+            self.push(
+                Diagnostic::error(format!(
+                    "step id `{}…` is {} characters long",
+                    &id.get_ref()[..24.min(id.get_ref().len())],
+                    id.get_ref().len()
+                ))
+                .at(id_location.clone())
+                .label(format!("at most {MAX_ID}")),
+            );
+        } else if !StepId::is_valid(id.get_ref()) {
             self.push(
                 Diagnostic::error(format!("invalid step id `{}`", id.get_ref()))
                     .at(id_location.clone())
@@ -730,6 +747,7 @@ impl Checker {
         if s.shell.is_some() && s.run.is_none() {
             self.push(Diagnostic::error("`shell` is only for `run` steps").at(id_location.clone()));
         }
+        self.shell_name(s.shell.as_ref(), source);
 
         let guard = s.when.as_ref().map(|w| Guard::new(w.get_ref(), Some(loc(source, w))));
         if let Some(guard) = &guard {
@@ -965,6 +983,7 @@ impl Checker {
     fn edit(&mut self, raw: &Spanned<RawEdit>, source: &Arc<Source>) -> Option<Edit> {
         let e = raw.get_ref();
         let location = Location::new(source, raw.span());
+        self.path_given(&e.path, source, "edit.path");
         let path = Template::new(e.path.get_ref(), Quoting::Plain, Some(loc(source, &e.path)));
         let count = [e.json.is_some(), e.toml.is_some(), e.line.is_some()].iter().filter(|x| **x).count();
         if count != 1 {
@@ -1016,6 +1035,11 @@ impl Checker {
 
     fn file_template(&mut self, raw: &Spanned<RawTemplate>, source: &Arc<Source>, dir: &Path) -> Option<FileTemplate> {
         let t = raw.get_ref();
+        self.path_given(&t.dest, source, "template.dest");
+        self.path_given(&t.src, source, "template.src");
+        if t.src.get_ref().trim().is_empty() {
+            return None;
+        }
         let src_path = dir.join(t.src.get_ref());
         let text = self.read(&src_path, "template source", Some(loc(source, &t.src)))?;
         let content = Template::new(&text.text, Quoting::Plain, Some(Location::new(&text, 0..text.text.len())));
@@ -1071,6 +1095,7 @@ impl Checker {
                 })
             }
             RawRollback::Table(table) => {
+                self.shell_name(table.shell.as_ref(), source);
                 let count = [table.run.is_some(), table.exec.is_some(), table.edit.is_some(), table.template.is_some()]
                     .iter()
                     .filter(|x| **x)
@@ -1133,6 +1158,20 @@ impl Checker {
     ) -> Vec<(String, Template)> {
         raw.iter()
             .map(|(key, value)| {
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    self.push(
+                        Diagnostic::error(format!("`{}` cannot be an environment variable's name", key.escape_debug()))
+                            .at(loc(source, value))
+                            .help("a name is not empty and holds no `=` and no NUL byte"),
+                    );
+                }
+                if value.get_ref().contains('\0') {
+                    self.push(
+                        Diagnostic::error(format!("the value of `{}` holds a NUL byte", key.escape_debug()))
+                            .at(loc(source, value))
+                            .help("no command can receive a NUL byte in its environment"),
+                    );
+                }
                 let template = Template::new(value.get_ref(), Quoting::Plain, Some(loc(source, value)));
                 self.template(&template, names);
                 (key.clone(), template)
@@ -1140,15 +1179,39 @@ impl Checker {
             .collect()
     }
 
+    /// A `shell` must name a program.
+    fn shell_name(&mut self, raw: Option<&Spanned<String>>, source: &Arc<Source>) {
+        if let Some(shell) = raw
+            && (shell.get_ref().trim().is_empty() || shell.get_ref().contains('\0'))
+        {
+            self.push(
+                Diagnostic::error("`shell` names no program")
+                    .at(loc(source, shell))
+                    .help("write the shell to run `run` with, e.g. `\"bash\"`, or leave it out for `sh`"),
+            );
+        }
+    }
+
+    /// A path a step writes must not be empty.
+    fn path_given(&mut self, raw: &Spanned<String>, source: &Arc<Source>, what: &str) {
+        if raw.get_ref().trim().is_empty() {
+            self.push(Diagnostic::error(format!("`{what}` is empty")).at(loc(source, raw)).help("name the file"));
+        }
+    }
+
     fn duration(&mut self, raw: Option<&Spanned<String>>, source: &Arc<Source>) -> Option<Duration> {
         let raw = raw?;
         match humantime::parse_duration(raw.get_ref()) {
-            Ok(duration) if !duration.is_zero() => Some(duration),
-            Ok(_) => {
+            Ok(duration) if duration >= MIN_DURATION => Some(duration),
+            Ok(duration) => {
                 self.push(
-                    Diagnostic::error("a duration of zero")
-                        .at(loc(source, raw))
-                        .help("write e.g. `\"90s\"` or `\"30m\"`"),
+                    Diagnostic::error(if duration.is_zero() {
+                        "a duration of zero".to_owned()
+                    } else {
+                        format!("`{}` is too short: the least is 100ms", raw.get_ref())
+                    })
+                    .at(loc(source, raw))
+                    .help("write e.g. `\"90s\"` or `\"30m\"`"),
                 );
                 None
             }

@@ -186,7 +186,7 @@ pub struct ResumeArgs {
     /// Run an interrupted, non-idempotent step again
     #[arg(long, conflicts_with = "skip_interrupted")]
     pub retry_interrupted: bool,
-    /// Treat an interrupted step as done and go on
+    /// Treat an interrupted step as completed (a rollback undoes it) and go on
     #[arg(long)]
     pub skip_interrupted: bool,
     /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
@@ -204,6 +204,12 @@ pub struct RollbackArgs {
     /// Environment of the run to roll back
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// Run an interrupted, non-idempotent `finally` step again
+    #[arg(long, conflicts_with = "skip_interrupted")]
+    pub retry_interrupted: bool,
+    /// Treat an interrupted `finally` step as completed and go on
+    #[arg(long)]
+    pub skip_interrupted: bool,
     /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
     #[arg(long)]
     pub kill_orphans: bool,

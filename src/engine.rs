@@ -347,25 +347,8 @@ pub(crate) fn resume(
         .help("nothing was run; `--accept-changes` resumes with the playbook as it is now"));
     }
 
-    // A step the crash or signal stopped: run it again, skip it, or ask.
-    let interrupted = record.interrupted(Phase::Step).or_else(|| record.interrupted(Phase::Finally)).cloned();
-    if let Some(state) = &interrupted
-        && !options.skip_interrupted
-    {
-        let steps = if state.phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
-        let idempotent = steps.iter().find(|s| s.id.as_str() == state.step).is_some_and(|s| s.idempotent);
-        if !idempotent && !options.retry_interrupted {
-            return Err(Failure::new(
-                Exit::Invalid,
-                format!(
-                    "{}step `{}` was interrupted and is not idempotent: it may have run in part",
-                    if state.phase == Phase::Finally { "finally " } else { "" },
-                    state.step
-                ),
-            )
-            .help("check what it did, then `upshift resume --retry-interrupted` to run it again or `--skip-interrupted` if it completed"));
-        }
-    }
+    // A step the crash or signal stopped: run it again, take it as done, or ask.
+    let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Step, Phase::Finally])?;
 
     let torn = record.torn;
     let path = record.path.clone();
@@ -386,25 +369,37 @@ pub(crate) fn resume(
     }
     engine.append(&Record::Resumed { pid: std::process::id(), accepted_changes: changed, at: journal::now() })?;
     if let Some(state) = &interrupted {
-        if options.skip_interrupted {
-            engine
-                .notice("warning", &format!("`{}` was interrupted; skipped as asked (--skip-interrupted)", state.step));
-            engine.append(&finished(
-                &state.step,
-                state.phase,
-                Outcome::Skipped,
-                Some("interrupted; skipped by the operator".to_owned()),
-                &Output::default(),
-                &engine.masker,
-                &state.target,
-            ))?;
-            engine.set_result(&state.step, &StepResult { stdout: String::new(), exit_code: None, skipped: true });
-        } else {
-            let why = if options.retry_interrupted { "--retry-interrupted" } else { "it is idempotent" };
-            engine.notice("warning", &format!("`{}` was interrupted; running it again ({why})", state.step));
-        }
+        engine.settle(state)?;
     }
     if in_finally { engine.finally_and_end(None) } else { engine.forward() }
+}
+
+/// The step of `phases` a crash or signal stopped, if the operator's flags or
+/// its idempotence say what to do with it; an error asks them otherwise.
+fn interrupted_to_settle(
+    playbook: &Playbook,
+    record: &RunRecord,
+    options: &RunOptions,
+    phases: &[Phase],
+) -> Result<Option<StepState>, Failure> {
+    let Some(state) = phases.iter().find_map(|phase| record.interrupted(*phase)) else {
+        return Ok(None);
+    };
+    let steps = if state.phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
+    let idempotent = steps.iter().find(|s| s.id.as_str() == state.step).is_some_and(|s| s.idempotent);
+    if !idempotent && !options.retry_interrupted && !options.skip_interrupted {
+        let command = if phases.contains(&Phase::Step) { "resume" } else { "rollback" };
+        return Err(Failure::new(
+            Exit::Invalid,
+            format!(
+                "{}step `{}` was interrupted and is not idempotent: it may have run in part",
+                if state.phase == Phase::Finally { "finally " } else { "" },
+                state.step
+            ),
+        )
+        .help(format!("check what it did, then `upshift {command} --retry-interrupted` to run it again or `--skip-interrupted` if it completed")));
+    }
+    Ok(Some(state.clone()))
 }
 
 /// Resolves the playbook's secrets; a missing required one stops before anything changes.
@@ -466,8 +461,22 @@ fn reopen(
     Ok(Reopened { record, journal, contexts, secrets, _lock: lock })
 }
 
+/// The environment variable that marks a step's processes: `RUN_ID/PHASE/STEP`.
+const STEP_MARK: &str = "UPSHIFT_STEP";
+
+fn step_mark(run_id: &str, phase: Phase, step: &str) -> String {
+    let phase = match phase {
+        Phase::Step => "step",
+        Phase::Rollback => "rollback",
+        Phase::Finally => "finally",
+    };
+    format!("{run_id}/{phase}/{step}")
+}
+
 /// Refuses to go on while processes of an interrupted step still run (they
 /// would race what comes next), or stops them when the operator said so.
+/// They are found by the process group the journal recorded, and by the mark
+/// every step's processes inherit (for a kill before the group was recorded).
 fn leftovers(record: &RunRecord, options: &RunOptions) -> Result<(), Failure> {
     let this_boot = crate::process::boot_id();
     if record.header.boot_id.is_some() && record.header.boot_id != this_boot {
@@ -475,7 +484,14 @@ fn leftovers(record: &RunRecord, options: &RunOptions) -> Result<(), Failure> {
     }
     let mut alive = Vec::new();
     for state in record.steps.values().filter(|s| s.outcome.is_none()) {
-        if let Some((pgid, start)) = state.process {
+        let mut groups: Vec<(u32, u64)> = state.process.into_iter().collect();
+        let mark = step_mark(&record.header.run_id, state.phase, &state.step);
+        for (_, pgid, start) in crate::process::with_environment(STEP_MARK, &mark) {
+            if !groups.iter().any(|(g, _)| *g == pgid) {
+                groups.push((pgid, start));
+            }
+        }
+        for (pgid, start) in groups {
             let members = crate::process::group_members(pgid, start);
             if !members.is_empty() {
                 alive.push((state.clone(), pgid, start, members));
@@ -524,9 +540,15 @@ pub(crate) fn rollback(
     let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
         reopen(playbook, &record, state_dir, "rollback", options)?;
     let executor = crate::process::Local;
+    // An interrupted step is undone like a completed one; an interrupted
+    // `finally` step still owes its run, which the operator may have to settle.
+    let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Finally])?;
     let run_id = record.header.run_id.clone();
     let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{run_id}`") });
+    if let Some(state) = &interrupted {
+        engine.settle(state)?;
+    }
     engine.rollback_and_finish()
 }
 
@@ -671,6 +693,31 @@ impl<'a> Engine<'a> {
     /// Has this step of this phase an outcome in the journal (it ran, was skipped, or failed)?
     fn settled(&self, phase: Phase, id: &str) -> bool {
         self.record.steps.get(&(phase, id.to_owned(), self.target())).is_some_and(|s| s.outcome.is_some())
+    }
+
+    /// Settles an interrupted step as the operator said: `--skip-interrupted`
+    /// takes it as completed (so a rollback undoes it); else it runs again.
+    fn settle(&mut self, state: &StepState) -> Result<(), Failure> {
+        if self.options.skip_interrupted {
+            self.notice(
+                "warning",
+                &format!("`{}` was interrupted; taken as completed, as asked (--skip-interrupted)", state.step),
+            );
+            self.append(&finished(
+                &state.step,
+                state.phase,
+                Outcome::Ok,
+                Some("interrupted; the operator says it completed".to_owned()),
+                &Output::default(),
+                &self.masker,
+                &state.target,
+            ))?;
+            self.set_result(&state.step, &StepResult { stdout: String::new(), exit_code: None, skipped: false });
+        } else {
+            let why = if self.options.retry_interrupted { "--retry-interrupted" } else { "it is idempotent" };
+            self.notice("warning", &format!("`{}` was interrupted; running it again ({why})", state.step));
+        }
+        Ok(())
     }
 
     /// Runs the steps still owed, then `finally`; rolls back on a failure.
@@ -1053,6 +1100,7 @@ impl<'a> Engine<'a> {
                     Err(error) => return Ok(finish(Some(self.masker.mask(&error.to_string())))),
                 };
                 spec.masker = self.masker.clone();
+                spec.env.push((STEP_MARK.to_owned(), step_mark(&self.run_id, phase, &id)));
                 let target = self.target();
                 let reporter = &mut *self.reporter;
                 let journal = &mut self.journal;

@@ -184,10 +184,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn refused(path: &Path, why: &str) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::PermissionDenied,
-        format!("`{}` {why}; refusing to keep state there", path.display()),
-    )
+    std::io::Error::other(format!("`{}` {why}; refusing to keep state there", path.display()))
 }
 
 /// Fsyncs a directory, so a new or renamed entry in it survives a crash.

@@ -508,7 +508,12 @@ fn rollback_command(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) -> 
         Err(exit) => return exit,
     };
     let mut reporter = reporter(ui, global);
-    let options = engine::RunOptions { kill_orphans: args.kill_orphans, ..engine::RunOptions::default() };
+    let options = engine::RunOptions {
+        kill_orphans: args.kill_orphans,
+        retry_interrupted: args.retry_interrupted,
+        skip_interrupted: args.skip_interrupted,
+        ..engine::RunOptions::default()
+    };
     match engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
         Ok(exit) => exit,
         Err(failure) => failed(ui, failure),

@@ -77,7 +77,7 @@ pub(crate) fn acquire(state_dir: &Path, command: &str) -> Result<Lock, LockError
         .open(&path)
         .map_err(|error| {
             LockError::Io(if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                std::io::Error::new(error.kind(), format!("`{}` is a symlink; refusing to use it", path.display()))
+                std::io::Error::other(format!("`{}` is a symlink; refusing to use it", path.display()))
             } else {
                 error
             })

@@ -375,6 +375,33 @@ pub(crate) fn group_members(pgid: u32, start: u64) -> Vec<Alive> {
     alive
 }
 
+/// The processes whose environment holds `KEY=VALUE`, as `(pid, pgid, start)`:
+/// how a step's processes are found even when its group was never journalled
+/// (upshift killed between the spawn and the record).
+pub(crate) fn with_environment(key: &str, value: &str) -> Vec<(u32, u32, u64)> {
+    let needle = format!("{key}={value}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if !environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        let group = fields.get(2).and_then(|f| f.parse::<u32>().ok());
+        let started = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+        if let (Some(group), Some(started)) = (group, started) {
+            found.push((pid, group, started));
+        }
+    }
+    found
+}
+
 /// Stops what is left of a process group: SIGTERM, then SIGKILL after the
 /// grace period. Returns once none of it runs (or after a minute).
 pub(crate) fn stop_group(pgid: u32, start: u64) {

@@ -246,6 +246,7 @@ fn unreadable(path: &Path, reason: String) -> Unreadable {
         let value: serde_json::Value = serde_json::from_slice(&first).ok()?;
         (value["type"] == "run").then(|| value["run_id"].as_str().map(str::to_owned)).flatten()
     });
+    let reason = if run_id.is_none() { format!("not an upshift journal ({reason})") } else { reason };
     Unreadable { path: path.to_owned(), reason, run_id }
 }
 

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
+mod crash;
 mod e2e;
 mod engine;
 mod examples;
 mod invalid;
 mod language;
 mod plan;
+mod promises;
 mod properties;
 mod versions;
 
