@@ -5,14 +5,14 @@
 //!
 //! Commands see secret values; everything shown or stored sees masks.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::Exit;
 use crate::check::Inputs;
 use crate::cli::SelectionArgs;
-use crate::context::{Context, StepResult};
+use crate::context::{Context, StepInfo, StepResult};
 use crate::events::{Event, Reporter};
 use crate::files::{Snapshots, mode_of, write_atomic};
 use crate::journal::{self, Header, Journal, Outcome, Phase, Record, RunOutcome, SavedSelection};
@@ -409,7 +409,7 @@ pub(crate) fn resume(
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
-    let Reopened { record, journal, contexts: engine_contexts, secrets: secret_values, _lock } =
+    let Reopened { record, journal, contexts: mut engine_contexts, secrets: secret_values, tries, _lock } =
         reopen(playbook, &record, state_dir, "resume")?;
     let executor = crate::process::Local;
 
@@ -432,7 +432,13 @@ pub(crate) fn resume(
             changed.push(format!("`{id}` is no longer in the playbook"));
             continue;
         };
+        // Rendered as the step saw itself when it started.
+        if let Some((info, resumed)) = tries.get(&tries_key(Phase::Step, id)).and_then(|t| t.last.clone()) {
+            engine_contexts.0.set_current_step(info);
+            engine_contexts.0.set_resumed(resumed);
+        }
         let now = plan::describe_step(step, &engine_contexts.0).map(|p| p.fingerprint).unwrap_or_default();
+        engine_contexts.0.set_resumed(true);
         if started.get(id) != Some(&now) {
             changed.push(format!("`{id}` changed since it ran"));
         }
@@ -505,6 +511,7 @@ pub(crate) fn resume(
     }
     // Steps done before the crash count for rollback.
     engine.done = outcomes.iter().filter(|(_, o)| *o == Some(Outcome::Ok)).map(|(id, _)| id.clone()).collect();
+    engine.tries = tries;
     engine.finish(&skip)
 }
 
@@ -523,6 +530,8 @@ struct Reopened {
     /// Shown and exec contexts, with the journal's version choice and step outputs.
     contexts: (Context, Context),
     secrets: BTreeMap<String, String>,
+    /// Every step's tries so far: `step.attempt` continues from them.
+    tries: HashMap<String, Tries>,
     _lock: crate::lock::Lock,
 }
 
@@ -543,7 +552,10 @@ fn reopen(playbook: &mut Playbook, record: &RunRecord, state_dir: &Path, command
     let mut contexts =
         Engine::contexts(playbook, &secrets, selection.as_ref(), (&record.header.run_id, &record.header.started_at));
     restore_outputs(&record, &mut contexts);
-    Ok(Reopened { record, journal, contexts, secrets, _lock: lock })
+    contexts.0.set_resumed(true);
+    contexts.1.set_resumed(true);
+    let tries = tries_of(&record);
+    Ok(Reopened { record, journal, contexts, secrets, tries, _lock: lock })
 }
 
 fn continues_on_error(playbook: &Playbook, id: &str) -> bool {
@@ -562,6 +574,46 @@ fn restore_outputs(record: &RunRecord, contexts: &mut (Context, Context)) {
     }
 }
 
+/// What the journal says about the tries of one step in one phase.
+#[derive(Debug, Clone, Default)]
+struct Tries {
+    /// How many times it was started.
+    starts: u32,
+    /// Its last start never finished (a crash or a signal).
+    open: bool,
+    /// What its last start saw: `step.*`, and `run.resumed`.
+    last: Option<(StepInfo, bool)>,
+}
+
+fn tries_key(phase: Phase, id: &str) -> String {
+    format!("{phase:?}:{id}")
+}
+
+/// Every step's tries so far, from the journal.
+fn tries_of(record: &RunRecord) -> HashMap<String, Tries> {
+    let mut out: HashMap<String, Tries> = HashMap::new();
+    let mut resumed = false;
+    for r in &record.records {
+        match r {
+            Record::Resumed { .. } => resumed = true,
+            Record::Started { step, phase, .. } => {
+                let tries = out.entry(tries_key(*phase, step)).or_default();
+                let info = StepInfo { id: step.clone(), attempt: tries.starts + 1, interrupted: tries.open };
+                tries.last = Some((info, resumed));
+                tries.starts += 1;
+                tries.open = true;
+            }
+            Record::Finished { step, phase, .. } => {
+                if let Some(tries) = out.get_mut(&tries_key(*phase, step)) {
+                    tries.open = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// `rollback`: undoes the completed steps of an unfinished or failed run, newest first.
 pub(crate) fn rollback(
     playbook: &mut Playbook,
@@ -570,7 +622,7 @@ pub(crate) fn rollback(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Exit, Failure> {
-    let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
+    let Reopened { record, journal, contexts, secrets: secret_values, tries, _lock } =
         reopen(playbook, &record, state_dir, "rollback")?;
     let executor = crate::process::Local;
     let mut engine = Engine::with_contexts(
@@ -583,6 +635,7 @@ pub(crate) fn rollback(
         options,
         &record.header.run_id,
     );
+    engine.tries = tries;
     engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{}`", record.header.run_id) });
     let rolled_back: HashSet<String> = record
         .outcomes(Phase::Rollback)
@@ -621,6 +674,8 @@ struct Engine<'a> {
     run_id: String,
     /// Steps that completed, in order: what a rollback undoes.
     done: Vec<String>,
+    /// Tries journalled before this process (resume, rollback): `step.attempt` goes on from them.
+    tries: HashMap<String, Tries>,
 }
 
 fn finished(
@@ -709,6 +764,7 @@ impl<'a> Engine<'a> {
             options,
             run_id: run_id.to_owned(),
             done: Vec::new(),
+            tries: HashMap::new(),
         }
     }
 
@@ -737,6 +793,21 @@ impl<'a> Engine<'a> {
             )
             .help("the run stopped; fix the state dir, then `upshift resume`")
         })
+    }
+
+    /// Says in both contexts which step runs, and which try (`step.*`):
+    /// `try_number` counts from 1 in this process, after the journalled tries.
+    fn set_try(&mut self, phase: Phase, id: &str, try_number: u32) -> u32 {
+        let earlier = self.tries.get(&tries_key(phase, id)).cloned().unwrap_or_default();
+        let info = StepInfo {
+            id: id.to_owned(),
+            attempt: earlier.starts + try_number,
+            interrupted: earlier.open,
+        };
+        let attempt = info.attempt;
+        self.shown.set_current_step(info.clone());
+        self.exec.set_current_step(info);
+        attempt
     }
 
     fn set_result(&mut self, id: &str, result: &StepResult) {
@@ -824,6 +895,7 @@ impl<'a> Engine<'a> {
             if signals::pending().is_some() {
                 return Ok(Ended::Interrupted(None));
             }
+            let first = self.set_try(phase, id, 1);
             let planned = plan::describe_step(step, &self.shown).map_err(render_failure)?;
             match planned.status {
                 Status::Skipped => {
@@ -865,17 +937,19 @@ impl<'a> Engine<'a> {
                 target: self.executor.target().to_owned(),
                 at: journal::now(),
             })?;
-            let mut attempt = 1;
+            let mut tries = 1;
+            let mut attempt = first;
+            let mut shown_action = action_text.clone();
             let done = loop {
                 self.report(&Event::StepStarted {
                     step: id,
                     name: planned.name.as_deref(),
                     phase,
-                    action: &action_text,
+                    action: &shown_action,
                     attempt,
                 });
                 let done = self.execute(step, &step.action, &planned, step.cwd.as_ref(), &step.env, step.timeout)?;
-                if done.output.interrupted.is_some() || done.error.is_none() || attempt > step.retries {
+                if done.output.interrupted.is_some() || done.error.is_none() || tries > step.retries {
                     break done;
                 }
                 let reason = done.error.clone().unwrap_or_default();
@@ -886,7 +960,11 @@ impl<'a> Engine<'a> {
                 if !sleep_unless_signalled(step.retry_delay) {
                     break done;
                 }
-                attempt += 1;
+                tries += 1;
+                attempt = self.set_try(phase, id, tries);
+                // What this try runs, as people see it (a command may read `step.attempt`).
+                let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
+                shown_action = describe_action(&plan::render_action(&step.action, &shown, true).map_err(render_failure)?);
             };
             if done.output.interrupted.is_some() || (done.error.is_some() && signals::pending().is_some()) {
                 return Ok(Ended::Interrupted(Some(id.to_owned())));
@@ -963,6 +1041,7 @@ impl<'a> Engine<'a> {
                 left.push(format!("`{id}` is no longer in the playbook: undo it by hand"));
                 continue;
             };
+            self.set_try(Phase::Rollback, &id, 1);
             let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
             let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
             match &step.rollback {
