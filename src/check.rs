@@ -19,8 +19,8 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 use crate::document;
 use crate::playbook::{
-    Action, Bound, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Missing, Pattern, Playbook,
-    Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
+    Action, Bound, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Missing, Pattern,
+    Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
 };
 use crate::raw::{
     RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate, RawValue,
@@ -118,7 +118,11 @@ impl Checker {
         let source = self.read(&path, "playbook", None)?;
         let raw = match document::parse::<RawPlaybook>(
             &source,
-            &[("step", document::piece::<RawStep>), ("finally", document::piece::<RawStep>), ("check", document::piece::<RawCheck>)],
+            &[
+                ("step", document::piece::<RawStep>),
+                ("finally", document::piece::<RawStep>),
+                ("check", document::piece::<RawCheck>),
+            ],
         ) {
             Ok(raw) => raw,
             Err(diagnostics) => {
@@ -297,7 +301,13 @@ impl Checker {
                     self.env_only.push((format!("vars.{key}"), key_at));
                 }
                 if !vars.contains(key) {
-                    vars.declare(key, value.get_ref(), Location::new(env_source, value.span()), Layer::Environment, bound);
+                    vars.declare(
+                        key,
+                        value.get_ref(),
+                        Location::new(env_source, value.span()),
+                        Layer::Environment,
+                        bound,
+                    );
                 }
             }
         }
@@ -422,7 +432,8 @@ impl Checker {
                     if vars.contains(&key) {
                         vars.set_from_file(&key, value.get_ref(), at, Layer::VarFile);
                     } else {
-                        let mut diagnostic = Diagnostic::error(format!("`{key}` is not a variable of this playbook")).at(at);
+                        let mut diagnostic =
+                            Diagnostic::error(format!("`{key}` is not a variable of this playbook")).at(at);
                         if let Some(close) = did_you_mean(&key, vars.names()) {
                             diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
                         }
@@ -482,9 +493,8 @@ impl Checker {
                 .label(format!("the playbook does not declare this {what}, and no template reads it"));
             diagnostic = match did_you_mean(name, known.iter().copied()) {
                 Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
-                None => diagnostic.help(format!(
-                    "declare it in the playbook's `[{kind}]`, read it in a template, or remove it"
-                )),
+                None => diagnostic
+                    .help(format!("declare it in the playbook's `[{kind}]`, read it in a template, or remove it")),
             };
             self.push(diagnostic);
         }

@@ -508,7 +508,10 @@ mod tests {
         assert_eq!(set("debug", Value::from("true")).unwrap(), text.replace("false", "true"));
         assert_eq!(set("ratio", Value::from("0.75")).unwrap(), text.replace("0.5", "0.75"));
         assert_eq!(set("name", Value::from("b")).unwrap(), text.replace("\"a\"", "\"b\""));
-        assert_eq!(set("workers", Value::from("many")).unwrap_err(), "`server.workers` is an integer in the file, and `many` is not");
+        assert_eq!(
+            set("workers", Value::from("many")).unwrap_err(),
+            "`server.workers` is an integer in the file, and `many` is not"
+        );
         let added = set("threads", Value::from(8)).unwrap();
         assert!(added.contains("threads = 8"), "{added}");
     }
@@ -516,9 +519,13 @@ mod tests {
     #[test]
     fn json_edit_keeps_types() {
         let text = "{\n  \"port\": 8000,\n  \"debug\": true,\n  \"name\": \"x\"\n}\n";
-        let edited = json(text, &[("/port".to_owned(), Value::from("8080")), ("/debug".to_owned(), Value::from("false"))]).unwrap();
+        let edited =
+            json(text, &[("/port".to_owned(), Value::from("8080")), ("/debug".to_owned(), Value::from("false"))])
+                .unwrap();
         assert_eq!(edited, text.replace("8000", "8080").replace("true", "false"));
-        assert!(json(text, &[("/port".to_owned(), Value::from("http"))]).unwrap_err().contains("`/port` is an integer"));
+        assert!(
+            json(text, &[("/port".to_owned(), Value::from("http"))]).unwrap_err().contains("`/port` is an integer")
+        );
     }
 
     #[test]

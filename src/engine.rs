@@ -799,11 +799,7 @@ impl<'a> Engine<'a> {
     /// `try_number` counts from 1 in this process, after the journalled tries.
     fn set_try(&mut self, phase: Phase, id: &str, try_number: u32) -> u32 {
         let earlier = self.tries.get(&tries_key(phase, id)).cloned().unwrap_or_default();
-        let info = StepInfo {
-            id: id.to_owned(),
-            attempt: earlier.starts + try_number,
-            interrupted: earlier.open,
-        };
+        let info = StepInfo { id: id.to_owned(), attempt: earlier.starts + try_number, interrupted: earlier.open };
         let attempt = info.attempt;
         self.shown.set_current_step(info.clone());
         self.exec.set_current_step(info);
@@ -964,7 +960,8 @@ impl<'a> Engine<'a> {
                 attempt = self.set_try(phase, id, tries);
                 // What this try runs, as people see it (a command may read `step.attempt`).
                 let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
-                shown_action = describe_action(&plan::render_action(&step.action, &shown, true).map_err(render_failure)?);
+                shown_action =
+                    describe_action(&plan::render_action(&step.action, &shown, true).map_err(render_failure)?);
             };
             if done.output.interrupted.is_some() || (done.error.is_some() && signals::pending().is_some()) {
                 return Ok(Ended::Interrupted(Some(id.to_owned())));

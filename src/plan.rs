@@ -17,9 +17,7 @@ use crate::cli::SelectionArgs;
 use crate::context::{Context, StepInfo, StepResult, render_value};
 use crate::diagnostic::Diagnostic;
 use crate::edit;
-use crate::playbook::{
-    Action, Check, Command, EditKind, Missing, Playbook, Rollback, SecretSource, Step, VersionSpec,
-};
+use crate::playbook::{Action, Check, Command, EditKind, Missing, Playbook, Rollback, SecretSource, Step, VersionSpec};
 use crate::process::{CommandSpec, Executor};
 use crate::select::{self, Selection};
 use crate::template::{RenderError, Template};

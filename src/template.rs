@@ -318,7 +318,9 @@ pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
             }
         },
         ValueKind::String => serde_json::Value::String(value.as_str().unwrap_or_default().to_owned()),
-        ValueKind::Bytes => serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()),
+        ValueKind::Bytes => {
+            serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned())
+        }
         ValueKind::Seq | ValueKind::Iterable => serde_json::Value::Array(
             value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json(&item)).collect::<Result<_, _>>()?,
         ),
@@ -384,9 +386,12 @@ fn engine() -> &'static Environment<'static> {
         });
         env.add_filter("quote", |value: Value| Value::from_safe_string(shell_quote(&display(&value))));
         // `| string` writes booleans and lists as `display` does.
-        env.add_filter("string", |value: Value| {
-            if value.kind() == ValueKind::String { value } else { Value::from(display(&value)) }
-        });
+        env.add_filter(
+            "string",
+            |value: Value| {
+                if value.kind() == ValueKind::String { value } else { Value::from(display(&value)) }
+            },
+        );
         env
     })
 }

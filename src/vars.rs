@@ -81,10 +81,9 @@ impl Kind {
     /// float is declared becomes a float).
     pub(crate) fn fit(self, value: serde_json::Value) -> serde_json::Value {
         match (self, &value) {
-            (Kind::Float, serde_json::Value::Number(n)) if !n.is_f64() => n
-                .as_f64()
-                .and_then(serde_json::Number::from_f64)
-                .map_or(value, serde_json::Value::Number),
+            (Kind::Float, serde_json::Value::Number(n)) if !n.is_f64() => {
+                n.as_f64().and_then(serde_json::Number::from_f64).map_or(value, serde_json::Value::Number)
+            }
             _ => value,
         }
     }
@@ -190,10 +189,8 @@ impl Vars {
         let json = crate::check::to_json(value);
         let one_expression = matches!(value, RawValue::String(text) if is_one_expression(text));
         let kind = (!one_expression).then(|| Kind::of_toml(value));
-        self.entries.insert(
-            name.to_owned(),
-            Entry { declared: at.clone(), kind, value: json, layer, at: Some(at), bound },
-        );
+        self.entries
+            .insert(name.to_owned(), Entry { declared: at.clone(), kind, value: json, layer, at: Some(at), bound });
     }
 
     /// Learns the type of every declaration that is one expression, by
@@ -307,7 +304,9 @@ impl Vars {
             .entries
             .iter()
             .filter(|(name, entry)| entry.bound && values.contains_key(*name))
-            .map(|(name, entry)| (name.clone(), entry.kind.map_or_else(|| values[name].clone(), |k| k.fit(values[name].clone()))))
+            .map(|(name, entry)| {
+                (name.clone(), entry.kind.map_or_else(|| values[name].clone(), |k| k.fit(values[name].clone())))
+            })
             .collect();
         (out, self.read, self.diagnostics)
     }
@@ -524,9 +523,9 @@ fn render_value(
     at: Option<Location>,
 ) -> Result<serde_json::Value, Diagnostic> {
     Ok(match value {
-        serde_json::Value::String(text) if has_template(value) => Template::new(text, Quoting::Plain, at)
-            .evaluate(context)
-            .map_err(|e| e.into_diagnostic())?,
+        serde_json::Value::String(text) if has_template(value) => {
+            Template::new(text, Quoting::Plain, at).evaluate(context).map_err(|e| e.into_diagnostic())?
+        }
         serde_json::Value::Array(items) => serde_json::Value::Array(
             items.iter().map(|item| render_value(item, context, at.clone())).collect::<Result<_, _>>()?,
         ),
@@ -584,9 +583,7 @@ fn dependency(dotted: &str, names: &BTreeSet<String>, owner: &str) -> Vec<String
     match (first, parts.next()) {
         ("vars", Some(var)) if names.contains(var) => vec![var.to_owned()],
         // The whole `vars` map: every other variable.
-        ("vars", None) if !names.contains("vars") => {
-            names.iter().filter(|n| n.as_str() != owner).cloned().collect()
-        }
+        ("vars", None) if !names.contains("vars") => names.iter().filter(|n| n.as_str() != owner).cloned().collect(),
         (name, _) if names.contains(name) => vec![name.to_owned()],
         _ => Vec::new(),
     }
@@ -612,7 +609,10 @@ mod tests {
         assert_eq!(Kind::String.parse_flag("{{ root }}"), Ok(serde_json::json!("{{ root }}")));
         assert_eq!(Kind::Array.parse_flag(r#"["en_US", "de_DE"]"#), Ok(serde_json::json!(["en_US", "de_DE"])));
         assert_eq!(Kind::Array.parse_flag("en_US"), Err(()));
-        assert_eq!(Kind::Table.parse_flag("{ host = \"db\", port = 5432 }"), Ok(serde_json::json!({"host": "db", "port": 5432})));
+        assert_eq!(
+            Kind::Table.parse_flag("{ host = \"db\", port = 5432 }"),
+            Ok(serde_json::json!({"host": "db", "port": 5432}))
+        );
         assert_eq!(Kind::Table.parse_flag("[1]"), Err(()));
     }
 

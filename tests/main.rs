@@ -15,6 +15,8 @@ mod invalid;
 mod language;
 mod plan;
 mod properties;
+mod templates;
+mod variables;
 mod versions;
 
 /// The repository root.
