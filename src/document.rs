@@ -178,7 +178,9 @@ mod tests {
 
     fn errors(text: &str) -> Vec<String> {
         let source = Source::new(Path::new("t.toml"), text.to_owned());
-        match parse::<RawPlaybook>(&source, &[("step", piece::<RawStep>), ("finally", piece::<RawStep>)]) {
+        let arrays: [(&str, Piece); 3] =
+            [("step", piece::<RawStep>), ("finally", piece::<RawStep>), ("check", piece::<crate::raw::RawCheck>)];
+        match parse::<RawPlaybook>(&source, &arrays) {
             Ok(_) => Vec::new(),
             Err(diagnostics) => diagnostics.iter().map(|d| format!("{} {:?}", d.message, d.help)).collect(),
         }
@@ -192,6 +194,23 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].contains("unknown key `rollbak`") && found[0].contains("did you mean `rollback`?"));
         assert!(found[1].contains("unknown key `runn`") && found[1].contains("did you mean `run`?"));
+    }
+
+    #[test]
+    fn names_the_table_of_a_nested_unknown_key() {
+        let found = errors(
+            "format = 1\nname = \"x\"\n[[check]]\nname = \"c\"\nrun = \"true\"\nexpect = { minimum = 1 }\n[[step]]\nid = \"a\"\nedit = { path = \"f\", line = { regex = \"x\", replace = \"y\", mising = \"append\" } }\n[version]\ncurrent = { value = \"1.0.0\", regx = \"x\" }\navailable = { list = [] }\n",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found.iter().any(|f| f.contains("unknown key `minimum` in `expect`") && f.contains("did you mean `min`?")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.contains("unknown key `mising` in `edit.line`") && f.contains("`missing`")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|f| f.contains("unknown key `regx` in `version.current`")), "{found:?}");
     }
 
     #[test]

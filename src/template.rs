@@ -429,6 +429,41 @@ mod tests {
     }
 
     #[test]
+    fn booleans_lists_and_maps_render_as_people_write_them() {
+        let context =
+            minijinja::context! { flag => true, list => vec![Value::from(false), Value::from(1), Value::from("a")] };
+        assert_eq!(
+            render("{{ flag }} {{ not flag }} {{ list }}", Quoting::Plain, context.clone()),
+            r#"true false [false, 1, "a"]"#
+        );
+        assert_eq!(render("{{ flag | string }}", Quoting::Plain, context.clone()), "true");
+        assert_eq!(render("{{ {'on': flag} }}", Quoting::Plain, context), r#"{"on": true}"#);
+    }
+
+    #[test]
+    fn one_expression_keeps_its_type() {
+        let context = minijinja::context! { workers => 4, name => "web" };
+        let evaluate = |source: &str| Template::new(source, Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(evaluate("{{ workers }}"), serde_json::json!(4));
+        assert_eq!(evaluate("{{ workers * 2 > 7 }}"), serde_json::json!(true));
+        assert_eq!(evaluate("{{ [workers, name] }}"), serde_json::json!([4, "web"]));
+        assert_eq!(evaluate("{{ workers }} workers"), serde_json::json!("4 workers"));
+        assert_eq!(evaluate("{{ name }}"), serde_json::json!("web"));
+        let secret = Value::from_object(SecretHandle { name: "key".into(), value: None });
+        let context = minijinja::context! { secrets => minijinja::context! { key => secret } };
+        let json = Template::new("{{ secrets.key }}", Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(json, serde_json::json!("<secret:key>"), "a secret is text, masked here");
+    }
+
+    #[test]
+    fn values_are_data_in_regexes_and_replacements() {
+        let context = minijinja::context! { v => "2.4.7+b", p => "[0-9]+", d => "pa$1" };
+        assert_eq!(render("^v{{ v }}$", Quoting::Regex, context.clone()), r"^v2\.4\.7\+b$");
+        assert_eq!(render("^{{ p | safe }}$", Quoting::Regex, context.clone()), "^[0-9]+$");
+        assert_eq!(render("x=$1 {{ d }}", Quoting::Replacement, context), "x=$1 pa$$1");
+    }
+
+    #[test]
     fn analyze_lists_nested_names() {
         let template = Template::new("{{ steps.backup.stdout }} {{ root }}", Quoting::Shell, None);
         assert_eq!(template.analyze().unwrap(), vec!["root".to_owned(), "steps.backup.stdout".to_owned()]);
