@@ -1109,6 +1109,16 @@ impl Checker {
         // type is the parameter's (unless the default is one expression).
         let mut params: IndexMap<String, serde_json::Value> =
             raw.params.iter().map(|(k, v)| (k.clone(), to_json(v.get_ref()))).collect();
+        // Defaults are rendered in the including scope: what they read counts as read.
+        for value in params.values() {
+            if let serde_json::Value::String(text) = value
+                && let Ok(used) = Template::new(text, Quoting::Plain, None).analyze()
+            {
+                for name in used {
+                    self.note_read(&name);
+                }
+            }
+        }
         let kinds: IndexMap<String, Kind> = raw
             .params
             .iter()
