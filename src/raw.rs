@@ -273,7 +273,7 @@ pub(crate) struct RawStep {
     /// Another TOML file of steps, relative to this file.
     #[schemars(with = "Option<String>")]
     pub(crate) include: Option<Spanned<String>>,
-    /// Parameters for the include (values are templates).
+    /// Parameters for the include (values are templates of this file, of the types the parameters' defaults have).
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub(crate) with: IndexMap<Spanned<String>, Spanned<RawValue>>,
