@@ -19,14 +19,15 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 use crate::document;
 use crate::playbook::{
-    Action, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Playbook, Probe, Rollback, Scope,
-    Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
+    Action, Bound, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Missing, Pattern,
+    Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
 };
 use crate::raw::{
     RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate, RawValue,
     RawVersion, RawWindow,
 };
 use crate::template::{Guard, Quoting, Template, locate_name};
+use crate::vars::{Kind, Layer, Vars};
 use crate::version::Scheme;
 
 /// What binds a playbook to a place: the environment and variable overrides.
@@ -45,14 +46,17 @@ pub struct Inputs {
 /// The longest step id (each part of an included `outer.inner`).
 const MAX_ID: usize = 100;
 
-/// The shortest timeout or delay: less cannot run a command.
-const MIN_DURATION: Duration = Duration::from_millis(100);
+/// The shortest timeout: less cannot run a command.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Context names every template may read besides the vars.
-const BUILTINS: [&str; 7] = ["vars", "env", "secrets", "version", "requirements", "steps", "run"];
+const BUILTINS: [&str; 8] = ["vars", "env", "secrets", "version", "requirements", "steps", "run", "step"];
 const VERSION_FIELDS: [&str; 5] = ["current", "target", "change", "scheme", "candidates"];
 const VERSION_ATTRIBUTES: [&str; 6] = ["major", "minor", "patch", "patch_level", "stability", "text"];
 const STEP_FIELDS: [&str; 4] = ["stdout", "exit_code", "skipped", "stderr"];
+/// `step.*`: the step being run.
+const CURRENT_STEP_FIELDS: [&str; 3] = ["id", "attempt", "interrupted"];
+const RUN_FIELDS: [&str; 3] = ["id", "started_at", "resumed"];
 
 /// Loads and checks a playbook with its environment and overrides.
 pub fn load(path: &Path, inputs: &Inputs) -> Result<Playbook, Vec<Diagnostic>> {
@@ -88,6 +92,10 @@ struct Checker {
     hasher: Sha256,
     /// Ids of the steps checked so far, in order: what `steps.*` may name.
     seen: Vec<String>,
+    /// What templates read: `vars.NAME`, `secrets.NAME` (or `vars`, `secrets` whole).
+    read: BTreeSet<String>,
+    /// What environments declare that the playbook does not (`vars.NAME`, `secrets.NAME`), with places.
+    env_only: Vec<(String, Location)>,
 }
 
 impl Checker {
@@ -114,7 +122,14 @@ impl Checker {
         let path = absolute(path);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let source = self.read(&path, "playbook", None)?;
-        let raw = match document::parse::<RawPlaybook, RawStep>(&source, &["step", "finally", "check"]) {
+        let raw = match document::parse::<RawPlaybook>(
+            &source,
+            &[
+                ("step", document::piece::<RawStep>),
+                ("finally", document::piece::<RawStep>),
+                ("check", document::piece::<RawCheck>),
+            ],
+        ) {
             Ok(raw) => raw,
             Err(diagnostics) => {
                 self.diagnostics.extend(diagnostics);
@@ -148,18 +163,21 @@ impl Checker {
             );
         }
 
-        // Variables: playbook < environment < --var-file < --var.
-        let mut vars: IndexMap<String, serde_json::Value> = IndexMap::new();
-        for (key, value) in &raw.vars {
-            if BUILTINS.contains(&key.as_str()) {
-                self.push(
-                    Diagnostic::error(format!("`{key}` is a reserved name in templates"))
-                        .at(Location::new(&source, value.span()))
-                        .label("this variable would be hidden")
-                        .help(format!("rename the variable; `{key}` is part of the template context")),
-                );
+        let environment_name = inputs
+            .env
+            .clone()
+            .or_else(|| inputs.env_file.as_ref().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())));
+        let bound = inputs.env.is_some() || inputs.env_file.is_some();
+        let environments = self.environments(&dir, inputs);
+        let all: Vec<&(Arc<Source>, RawEnvironment)> = environments.iter().collect();
+        let (vars, declared) = self.variables(&raw, &source, &all, bound, environment_name.as_deref(), Some(inputs));
+        if !bound {
+            // Without `--env`, every environment beside the playbook is checked as if chosen.
+            for environment in &environments {
+                let path = PathBuf::from(&environment.0.display);
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                self.variables(&raw, &source, &[environment], true, name.as_deref(), None);
             }
-            vars.insert(key.clone(), to_json(value.get_ref()));
         }
         let mut secrets_raw: IndexMap<String, (Spanned<RawSecretOwned>, Arc<Source>)> = raw
             .secrets
@@ -167,45 +185,30 @@ impl Checker {
             .map(|(name, secret)| (name.clone(), (owned_secret(secret), Arc::clone(&source))))
             .collect();
         let mut window_raw = raw.window.as_ref().map(|w| (w, Arc::clone(&source)));
-        let mut declared: BTreeSet<String> = vars.keys().cloned().collect();
-        let environments = self.environments(&dir, inputs);
-        let environment_name = inputs
-            .env
-            .clone()
-            .or_else(|| inputs.env_file.as_ref().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())));
-        let bound = inputs.env.is_some() || inputs.env_file.is_some();
         for (env_source, env) in &environments {
-            for (key, value) in &env.vars {
-                declared.insert(key.clone());
-                if bound {
-                    vars.insert(key.clone(), to_json(value.get_ref()));
+            for (key, secret) in &env.secrets {
+                let name = key.get_ref();
+                if !raw.secrets.contains_key(name) {
+                    self.env_only.push((format!("secrets.{name}"), Location::new(env_source, key.span())));
                 }
-            }
-            for (name, secret) in &env.secrets {
                 if bound {
                     secrets_raw.insert(name.clone(), (owned_secret(secret), Arc::clone(env_source)));
-                } else if !raw.secrets.contains_key(name) {
-                    secrets_raw.entry(name.clone()).or_insert((owned_secret(secret), Arc::clone(env_source)));
+                } else {
+                    if !raw.secrets.contains_key(name) {
+                        secrets_raw.entry(name.clone()).or_insert((owned_secret(secret), Arc::clone(env_source)));
+                    }
+                    // Every environment's sources are checked, chosen or not.
+                    let one = IndexMap::from([(name.clone(), (owned_secret(secret), Arc::clone(env_source)))]);
+                    self.secrets(&one, &dir);
                 }
+            }
+            if !bound && let Some(window) = &env.window {
+                self.window(window, env_source);
             }
         }
         let environment_window = environments.iter().find_map(|(s, e)| e.window.as_ref().map(|w| (w, Arc::clone(s))));
         if bound && let Some(window) = environment_window {
             window_raw = Some(window);
-        }
-        for file in &inputs.var_files {
-            self.var_file(file, &mut vars, &declared);
-        }
-        for (key, value) in &inputs.vars {
-            if !declared.contains(key) {
-                let mut diagnostic = Diagnostic::error(format!("`--var {key}=…` names no variable of this playbook"));
-                if let Some(close) = did_you_mean(key, declared.iter().map(String::as_str)) {
-                    diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
-                }
-                self.push(diagnostic);
-                continue;
-            }
-            vars.insert(key.clone(), serde_json::Value::String(value.clone()));
         }
 
         let secrets = self.secrets(&secrets_raw, &dir);
@@ -250,6 +253,10 @@ impl Checker {
             }
         }
 
+        let playbook_vars: Vec<&str> = raw.vars.keys().map(String::as_str).collect();
+        let playbook_secrets: Vec<&str> = raw.secrets.keys().map(String::as_str).collect();
+        self.unused_environment_names(&playbook_vars, &playbook_secrets);
+
         let fingerprint = crate::diagnostic::hex(&std::mem::take(&mut self.hasher).finalize());
         Some(Playbook {
             name,
@@ -265,6 +272,83 @@ impl Checker {
             finally,
             fingerprint,
         })
+    }
+
+    /// Binds the variables: playbook < environment < `--var-file` < `--var`
+    /// (`inputs`). Types come from the declarations; templates among the
+    /// values are rendered last, in dependency order. With `bound`, the
+    /// environments' values apply; without, they only declare their own
+    /// variables. Returns the values and every declared name.
+    fn variables(
+        &mut self,
+        raw: &RawPlaybook,
+        source: &Arc<Source>,
+        environments: &[&(Arc<Source>, RawEnvironment)],
+        bound: bool,
+        environment_name: Option<&str>,
+        inputs: Option<&Inputs>,
+    ) -> (IndexMap<String, serde_json::Value>, BTreeSet<String>) {
+        let mut vars = Vars::new(environment_name);
+        for (key, value) in &raw.vars {
+            let at = Location::new(source, value.span());
+            if self.reserved(key, &at) {
+                continue;
+            }
+            vars.declare(key, value.get_ref(), at, Layer::Playbook, true);
+        }
+        // What the environments declare themselves, then their values for the playbook's.
+        for (env_source, env) in environments {
+            for (key, value) in &env.vars {
+                let (key_at, key) = (Location::new(env_source, key.span()), key.get_ref());
+                if raw.vars.contains_key(key) || self.reserved(key, &key_at) {
+                    continue;
+                }
+                if inputs.is_some() {
+                    self.env_only.push((format!("vars.{key}"), key_at));
+                }
+                if !vars.contains(key) {
+                    vars.declare(
+                        key,
+                        value.get_ref(),
+                        Location::new(env_source, value.span()),
+                        Layer::Environment,
+                        bound,
+                    );
+                }
+            }
+        }
+        vars.infer_kinds();
+        if bound {
+            for (env_source, env) in environments {
+                for (key, value) in &env.vars {
+                    if raw.vars.contains_key(key.get_ref()) {
+                        let at = Location::new(env_source, value.span());
+                        vars.set_from_file(key.get_ref(), value.get_ref(), at, Layer::Environment);
+                    }
+                }
+            }
+        }
+        for file in inputs.map(|i| i.var_files.as_slice()).unwrap_or_default() {
+            self.var_file(file, &mut vars);
+        }
+        for (key, value) in inputs.map(|i| i.vars.as_slice()).unwrap_or_default() {
+            if !vars.contains(key) {
+                let mut diagnostic = Diagnostic::error(format!("`--var {key}=…` names no variable of this playbook"));
+                if let Some(close) = did_you_mean(key, vars.names()) {
+                    diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                }
+                self.push(diagnostic);
+                continue;
+            }
+            vars.set_from_flag(key, value);
+        }
+        let declared: BTreeSet<String> = vars.names().map(str::to_owned).collect();
+        let (values, reads, problems) = vars.finish();
+        self.diagnostics.extend(problems);
+        for name in reads {
+            self.note_read(&name);
+        }
+        (values, declared)
     }
 
     fn format(&mut self, raw: &RawPlaybook, source: &Arc<Source>, playbook: bool) {
@@ -335,7 +419,7 @@ impl Checker {
             let Some(source) = self.read(&path, "environment file", None) else {
                 continue;
             };
-            match document::parse::<RawEnvironment, RawSecret>(&source, &[]) {
+            match document::parse::<RawEnvironment>(&source, &[]) {
                 Ok(env) => out.push((source, env)),
                 Err(diagnostics) => self.diagnostics.extend(diagnostics),
             }
@@ -343,19 +427,20 @@ impl Checker {
         out
     }
 
-    fn var_file(&mut self, path: &Path, vars: &mut IndexMap<String, serde_json::Value>, declared: &BTreeSet<String>) {
+    fn var_file(&mut self, path: &Path, vars: &mut Vars) {
         let Some(source) = self.read(&absolute(path), "var file", None) else {
             return;
         };
         match toml::from_str::<IndexMap<String, Spanned<RawValue>>>(&source.text) {
             Ok(table) => {
                 for (key, value) in table {
-                    if declared.contains(&key) {
-                        vars.insert(key, to_json(value.get_ref()));
+                    let at = Location::new(&source, value.span());
+                    if vars.contains(&key) {
+                        vars.set_from_file(&key, value.get_ref(), at, Layer::VarFile);
                     } else {
-                        let mut diagnostic = Diagnostic::error(format!("`{key}` is not a variable of this playbook"))
-                            .at(Location::new(&source, value.span()));
-                        if let Some(close) = did_you_mean(&key, declared.iter().map(String::as_str)) {
+                        let mut diagnostic =
+                            Diagnostic::error(format!("`{key}` is not a variable of this playbook")).at(at);
+                        if let Some(close) = did_you_mean(&key, vars.names()) {
                             diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
                         }
                         self.push(diagnostic);
@@ -370,6 +455,54 @@ impl Checker {
                     None => diagnostic,
                 });
             }
+        }
+    }
+
+    /// A variable named like a part of the template context is an error.
+    fn reserved(&mut self, key: &str, at: &Location) -> bool {
+        if !BUILTINS.contains(&key) {
+            return false;
+        }
+        self.push(
+            Diagnostic::error(format!("`{key}` is a reserved name in templates"))
+                .at(at.clone())
+                .label("this variable would be hidden")
+                .help(format!("rename the variable; `{key}` is part of the template context")),
+        );
+        true
+    }
+
+    /// Records a name a template reads (`root`, `vars.root` and `secrets.key`
+    /// as `vars.root` and `secrets.key`).
+    fn note_read(&mut self, dotted: &str) {
+        let mut parts = dotted.split('.');
+        let first = parts.next().unwrap_or(dotted);
+        let read = match (first, parts.next()) {
+            ("vars" | "secrets", Some(member)) => format!("{first}.{member}"),
+            ("vars" | "secrets", None) => first.to_owned(),
+            _ => format!("vars.{first}"),
+        };
+        self.read.insert(read);
+    }
+
+    /// Environment variables and secrets the playbook does not declare and no
+    /// template reads: typos, most likely (`rot = "…"` for `root`).
+    fn unused_environment_names(&mut self, playbook_vars: &[&str], playbook_secrets: &[&str]) {
+        for (dotted, at) in std::mem::take(&mut self.env_only) {
+            let (kind, name) = dotted.split_once('.').unwrap_or(("vars", &dotted));
+            if self.read.contains(&dotted) || self.read.contains(kind) {
+                continue;
+            }
+            let (what, known) = if kind == "vars" { ("variable", playbook_vars) } else { ("secret", playbook_secrets) };
+            let mut diagnostic = Diagnostic::error(format!("`{name}` is not a {what} of this playbook"))
+                .at(at)
+                .label(format!("the playbook does not declare this {what}, and no template reads it"));
+            diagnostic = match did_you_mean(name, known.iter().copied()) {
+                Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                None => diagnostic
+                    .help(format!("declare it in the playbook's `[{kind}]`, read it in a template, or remove it")),
+            };
+            self.push(diagnostic);
         }
     }
 
@@ -547,6 +680,50 @@ impl Checker {
         }
     }
 
+    /// A regex that may be a template: compiled now when it is plain text.
+    fn pattern(&mut self, regex: &Spanned<String>, source: &Arc<Source>) -> Option<Pattern> {
+        if has_template_syntax(regex.get_ref()) {
+            Some(Pattern::Template(Template::new(regex.get_ref(), Quoting::Regex, Some(loc(source, regex)))))
+        } else {
+            self.regex(regex, source).map(Pattern::Fixed)
+        }
+    }
+
+    /// `expect.min`/`max`: a number, or a template that renders to one.
+    fn bound(&mut self, key: &str, raw: &Spanned<RawValue>, source: &Arc<Source>, names: &Names<'_>) -> Option<Bound> {
+        let at = loc(source, raw);
+        match raw.get_ref() {
+            RawValue::Integer(i) => Some(Bound::Fixed(serde_json::Number::from(*i))),
+            RawValue::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(number) => Some(Bound::Fixed(number)),
+                None => {
+                    self.push(Diagnostic::error(format!("`{key}` is not a finite number")).at(at));
+                    None
+                }
+            },
+            RawValue::String(text) if has_template_syntax(text) => {
+                let template = Template::new(text, Quoting::Plain, Some(at));
+                self.template(&template, names);
+                Some(Bound::Template(template))
+            }
+            other => {
+                let mut diagnostic = Diagnostic::error(format!(
+                    "`{key}` is a number or a template that renders to one, and this is {}",
+                    crate::vars::Kind::of_toml(other).described()
+                ))
+                .at(at)
+                .label("not a number");
+                if let RawValue::String(text) = other
+                    && text.trim().parse::<f64>().is_ok()
+                {
+                    diagnostic = diagnostic.help(format!("write the number without quotes: `{key} = {}`", text.trim()));
+                }
+                self.push(diagnostic);
+                None
+            }
+        }
+    }
+
     fn regex(&mut self, regex: &Spanned<String>, source: &Arc<Source>) -> Option<Regex> {
         match Regex::new(regex.get_ref()) {
             Ok(regex) => Some(regex),
@@ -614,7 +791,10 @@ impl Checker {
             let e = raw_expect.get_ref();
             expect.exit = e.exit.unwrap_or(0);
             if let Some(regex) = &e.regex {
-                expect.regex = self.regex(regex, source);
+                expect.regex = self.pattern(regex, source);
+                if let Some(Pattern::Template(template)) = &expect.regex {
+                    self.template(template, names);
+                }
             }
             let template = |value: &Option<Spanned<String>>, checker: &mut Checker| {
                 value.as_ref().map(|v| {
@@ -626,7 +806,17 @@ impl Checker {
             expect.contains = template(&e.contains, self);
             expect.equals = template(&e.equals, self);
             expect.semver = template(&e.semver, self);
-            expect.min = e.min;
+            expect.min = e.min.as_ref().and_then(|min| self.bound("min", min, source, names));
+            expect.max = e.max.as_ref().and_then(|max| self.bound("max", max, source, names));
+            if let (Some(Bound::Fixed(min)), Some(Bound::Fixed(max))) = (&expect.min, &expect.max)
+                && min.as_f64() > max.as_f64()
+                && let Some(at) = &e.max
+            {
+                self.push(
+                    Diagnostic::error(format!("`expect` needs at least {min} and at most {max}: nothing passes"))
+                        .at(loc(source, at)),
+                );
+            }
             if let Some(semver) = &expect.semver
                 && semver.is_literal()
                 && let Err(reason) = crate::version::semver_requirement(&semver.source)
@@ -644,7 +834,7 @@ impl Checker {
         }
         let cwd = self.optional_template(&c.cwd, source, names);
         let env = self.env(&c.env, source, names);
-        let timeout = self.duration(c.timeout.as_ref(), source).unwrap_or(Duration::from_secs(60));
+        let timeout = self.timeout(c.timeout.as_ref(), source).unwrap_or(Duration::from_secs(60));
         Some(Check { name, command, expect, hint, guard, cwd, env, timeout })
     }
 
@@ -793,7 +983,7 @@ impl Checker {
         let creates = self.optional_template(&s.creates, source, names);
         let cwd = self.optional_template(&s.cwd, source, names);
         let env = self.env(&s.env, source, names);
-        let timeout = self.duration(s.timeout.as_ref(), source);
+        let timeout = self.timeout(s.timeout.as_ref(), source);
         let retry_delay = self.duration(s.retry_delay.as_ref(), source).unwrap_or(Duration::from_secs(1));
         let is_command = matches!(action, Action::Command(_));
         let is_file = matches!(action, Action::Edit(_) | Action::Template(_));
@@ -895,7 +1085,7 @@ impl Checker {
         let Some(inner_source) = self.read(&path, "include", Some(at.clone())) else {
             return;
         };
-        let raw = match document::parse::<RawPlaybook, RawStep>(&inner_source, &["step"]) {
+        let raw = match document::parse::<RawPlaybook>(&inner_source, &[("step", document::piece::<RawStep>)]) {
             Ok(raw) => raw,
             Err(diagnostics) => {
                 self.diagnostics.extend(diagnostics);
@@ -933,9 +1123,26 @@ impl Checker {
                     .at(Location::new(&inner_source, secret.span())),
             );
         }
-        // Parameters: the include's defaults, overridden by `with`.
+        // Parameters: the include's defaults, overridden by `with`. A default's
+        // type is the parameter's (unless the default is one expression).
         let mut params: IndexMap<String, serde_json::Value> =
             raw.params.iter().map(|(k, v)| (k.clone(), to_json(v.get_ref()))).collect();
+        // Defaults are rendered in the including scope: what they read counts as read.
+        for value in params.values() {
+            if let serde_json::Value::String(text) = value
+                && let Ok(used) = Template::new(text, Quoting::Plain, None).analyze()
+            {
+                for name in used {
+                    self.note_read(&name);
+                }
+            }
+        }
+        let kinds: IndexMap<String, Kind> = raw
+            .params
+            .iter()
+            .filter(|(_, v)| !matches!(v.get_ref(), RawValue::String(t) if crate::vars::is_one_expression(t)))
+            .map(|(k, v)| (k.clone(), Kind::of_toml(v.get_ref())))
+            .collect();
         for (key, value) in &s.with {
             if !raw.params.contains_key(key.get_ref()) {
                 let mut diagnostic =
@@ -954,12 +1161,43 @@ impl Checker {
             }
             let json = to_json(value.get_ref());
             self.value_names(&json, Some(loc(source, value)), names);
+            // One expression keeps its value's type: checked once rendered.
+            let deferred = matches!(value.get_ref(), RawValue::String(t) if crate::vars::is_one_expression(t));
+            let given = Kind::of_toml(value.get_ref());
+            if let Some(kind) = kinds.get(key.get_ref())
+                && !deferred
+                && !kind.accepts(given)
+            {
+                let declared = &raw.params[key.get_ref()];
+                self.push(
+                    Diagnostic::error(format!(
+                        "parameter `{}` is {}, and this is {}",
+                        key.get_ref(),
+                        kind.described(),
+                        given.described()
+                    ))
+                    .at(loc(source, value))
+                    .label(format!("{} here", given.described()))
+                    .note(format!(
+                        "`{}` is declared as {} at {}",
+                        key.get_ref(),
+                        kind.described(),
+                        Location::new(&inner_source, declared.span()).describe()
+                    )),
+                );
+                continue;
+            }
+            let json = match kinds.get(key.get_ref()) {
+                Some(kind) if !deferred => kind.fit(json),
+                _ => json,
+            };
             params.insert(key.get_ref().clone(), json);
         }
         let new_scope = Arc::new(Scope {
             id: full_id.to_owned(),
             parent: scope.cloned(),
             params: params.clone(),
+            kinds,
             location: Location::new(source, include.span()),
         });
         let mut inner_params = names.params.clone();
@@ -1022,11 +1260,40 @@ impl Checker {
             EditKind::Toml(entries)
         } else if let Some(line) = &e.line {
             let l = line.get_ref();
-            let regex = self.regex(&l.regex, source)?;
-            EditKind::Line {
-                regex,
-                replace: Template::new(l.replace.get_ref(), Quoting::Plain, Some(loc(source, &l.replace))),
+            let regex = self.pattern(&l.regex, source)?;
+            let missing = match &l.missing {
+                None => Missing::Fail,
+                Some(missing) => match missing.get_ref().as_str() {
+                    "fail" => Missing::Fail,
+                    "append" => Missing::Append,
+                    "ignore" => Missing::Ignore,
+                    other => {
+                        let known = ["fail", "append", "ignore"];
+                        let mut diagnostic = Diagnostic::error(format!("unknown `missing` value `{other}`"))
+                            .at(loc(source, missing))
+                            .label("what to do when no line matches");
+                        diagnostic = match did_you_mean(other, known) {
+                            Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                            None => diagnostic.help("write `\"fail\"` (the default), `\"append\"` or `\"ignore\"`"),
+                        };
+                        self.push(diagnostic);
+                        return None;
+                    }
+                },
+            };
+            let replace = Template::new(l.replace.get_ref(), Quoting::Replacement, Some(loc(source, &l.replace)));
+            if missing == Missing::Append
+                && let Some(group) = group_reference(l.replace.get_ref())
+            {
+                self.push(
+                    Diagnostic::error(format!("`replace` refers to the capture group `{group}`, and `missing = \"append\"` adds it where no line matched"))
+                        .at(loc(source, &l.replace))
+                        .label("a line added when nothing matched has no groups")
+                        .help("write the whole line without `$` groups (`$$` is a literal `$`)"),
+                );
+                return None;
             }
+            EditKind::Line { regex, replace, missing }
         } else {
             return None;
         };
@@ -1131,7 +1398,7 @@ impl Checker {
                 }
                 let cwd = self.optional_template(&table.cwd, source, names);
                 let env = self.env(&table.env, source, names);
-                let timeout = self.duration(table.timeout.as_ref(), source);
+                let timeout = self.timeout(table.timeout.as_ref(), source);
                 Some(Rollback::Action { action: Box::new(action), guard, cwd, env, timeout })
             }
         }
@@ -1199,19 +1466,30 @@ impl Checker {
         }
     }
 
+    /// A timeout: a duration long enough to run a command in.
+    fn timeout(&mut self, raw: Option<&Spanned<String>>, source: &Arc<Source>) -> Option<Duration> {
+        let timeout = self.duration(raw, source)?;
+        if timeout < MIN_TIMEOUT {
+            self.push(
+                Diagnostic::error(format!("a timeout of `{}` is too short to run anything", raw?.get_ref()))
+                    .at(loc(source, raw?))
+                    .label("at least 100ms")
+                    .help("write e.g. `\"90s\"` or `\"30m\"`"),
+            );
+            return None;
+        }
+        Some(timeout)
+    }
+
     fn duration(&mut self, raw: Option<&Spanned<String>>, source: &Arc<Source>) -> Option<Duration> {
         let raw = raw?;
         match humantime::parse_duration(raw.get_ref()) {
-            Ok(duration) if duration >= MIN_DURATION => Some(duration),
-            Ok(duration) => {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
                 self.push(
-                    Diagnostic::error(if duration.is_zero() {
-                        "a duration of zero".to_owned()
-                    } else {
-                        format!("`{}` is too short: the least is 100ms", raw.get_ref())
-                    })
-                    .at(loc(source, raw))
-                    .help("write e.g. `\"90s\"` or `\"30m\"`"),
+                    Diagnostic::error("a duration of zero")
+                        .at(loc(source, raw))
+                        .help("write e.g. `\"90s\"` or `\"30m\"`"),
                 );
                 None
             }
@@ -1242,7 +1520,12 @@ impl Checker {
                             self.value_names(value, edit.path.location.clone(), names);
                         }
                     }
-                    EditKind::Line { replace, .. } => self.template(replace, names),
+                    EditKind::Line { regex, replace, .. } => {
+                        if let Pattern::Template(regex) = regex {
+                            self.template(regex, names);
+                        }
+                        self.template(replace, names);
+                    }
                 }
             }
             Action::Template(template) => {
@@ -1292,6 +1575,9 @@ impl Checker {
     }
 
     fn names_used(&mut self, used: &[String], template: &Template, names: &Names<'_>) {
+        for name in used {
+            self.note_read(name);
+        }
         let steps: &[String] = if names.steps_visible { &self.seen } else { &[] };
         let found: Vec<Diagnostic> = used
             .iter()
@@ -1357,8 +1643,14 @@ fn undeclared(name: &str, names: &Names<'_>, steps: &[String]) -> Option<Diagnos
             _ => None,
         },
         ("env", Some(field)) if field != "name" => unknown_member("environment field", field, vec!["name"]),
-        ("run", Some(field)) if !["id", "started_at"].contains(&field) => {
-            unknown_member("run field", field, vec!["id", "started_at"])
+        ("run", Some(field)) if !RUN_FIELDS.contains(&field) => unknown_member("run field", field, RUN_FIELDS.to_vec()),
+        ("step", _) if !names.steps_visible => Some(
+            Diagnostic::error("`step` is only known inside a step")
+                .label("not a step")
+                .help("`step.id`, `step.attempt` and `step.interrupted` describe the step being run"),
+        ),
+        ("step", Some(field)) if !CURRENT_STEP_FIELDS.contains(&field) => {
+            unknown_member("step field", field, CURRENT_STEP_FIELDS.to_vec())
         }
         ("steps", Some(_)) => {
             let rest: Vec<&str> = name.split('.').skip(1).collect();
@@ -1401,6 +1693,48 @@ fn undeclared(name: &str, names: &Names<'_>, steps: &[String]) -> Option<Diagnos
             Some(diagnostic)
         }
     }
+}
+
+/// Does the text hold template syntax (`{{`, `{%` or `{#`)?
+fn has_template_syntax(text: &str) -> bool {
+    ["{{", "{%", "{#"].iter().any(|d| text.contains(d))
+}
+
+/// The first capture-group reference (`$1`, `${name}`, `$name`) in the text
+/// outside `{{ … }}`, `{% … %}` and `{# … #}`.
+fn group_reference(template: &str) -> Option<String> {
+    let mut rest = template;
+    let mut literal = String::new();
+    while let Some(start) = ["{{", "{%", "{#"].iter().filter_map(|d| rest.find(d)).min() {
+        literal.push_str(&rest[..start]);
+        let close = match &rest[start..start + 2] {
+            "{{" => "}}",
+            "{%" => "%}",
+            _ => "#}",
+        };
+        rest = rest[start + 2..].find(close).map_or("", |end| &rest[start + 2 + end + 2..]);
+        literal.push('\0');
+    }
+    literal.push_str(rest);
+    let bytes = literal.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            match bytes.get(i + 1) {
+                Some(b'$') => i += 2,
+                Some(b) if b.is_ascii_alphanumeric() || *b == b'_' || *b == b'{' => {
+                    let end = literal[i + 1..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '{' || c == '}'))
+                        .map_or(literal.len(), |n| i + 1 + n);
+                    return Some(literal[i..end].to_owned());
+                }
+                _ => i += 1,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// A secret's source as owned data (the environment's and the playbook's merge).

@@ -1,6 +1,6 @@
 //! The template context: the one place that decides what `{{ name }}` means
-//! (vars, `env`, `secrets`, `version`, `requirements`, `steps`, `run`, and
-//! include parameters), for `plan` and for `run` alike.
+//! (vars, `env`, `secrets`, `version`, `requirements`, `steps`, `step`, `run`,
+//! and include parameters), for `plan` and for `run` alike.
 //!
 //! Secrets enter as handles: masked unless the caller gave values (which only
 //! the engine does, to build a command it is about to execute).
@@ -34,6 +34,65 @@ pub(crate) struct Context {
     /// Shared with every context value handed out: later steps see new results
     /// without copying the map (plans have thousands of steps).
     steps: Arc<Steps>,
+    /// `step.*`: the step being run, shared the same way.
+    current: Arc<CurrentStep>,
+    /// `run.*`, shared the same way (`run.resumed` changes on resume).
+    run: Arc<RunInfo>,
+}
+
+/// What `step.*` says about the step being run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepInfo {
+    pub(crate) id: String,
+    /// 1 for the first try; one more for each retry, and for each time a
+    /// crash interrupted the step before.
+    pub(crate) attempt: u32,
+    /// An earlier try of this step was interrupted (a crash, a signal).
+    pub(crate) interrupted: bool,
+}
+
+/// `step.*`: unset outside steps (checks, probes), where `check` refuses it.
+#[derive(Debug, Default)]
+struct CurrentStep(RwLock<Option<StepInfo>>);
+
+impl Object for CurrentStep {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let info = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let info = info.as_ref()?;
+        Some(match key.as_str()? {
+            "id" => Value::from(info.id.as_str()),
+            "attempt" => Value::from(info.attempt),
+            "interrupted" => Value::from(info.interrupted),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["id", "attempt", "interrupted"])
+    }
+}
+
+/// `run.*`: the run's id and start, and whether this process resumed it.
+#[derive(Debug)]
+struct RunInfo {
+    id: String,
+    started_at: String,
+    resumed: std::sync::atomic::AtomicBool,
+}
+
+impl Object for RunInfo {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "id" => Value::from(self.id.as_str()),
+            "started_at" => Value::from(self.started_at.as_str()),
+            "resumed" => Value::from(self.resumed.load(std::sync::atomic::Ordering::Relaxed)),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["id", "started_at", "resumed"])
+    }
 }
 
 /// `steps.*`: a live view of the results so far.
@@ -92,14 +151,28 @@ impl Context {
         } else {
             base.insert("requirements".to_owned(), Value::from(BTreeMap::<String, Value>::new()));
         }
-        let mut run_info = BTreeMap::new();
-        run_info.insert("id", Value::from(run.0));
-        run_info.insert("started_at", Value::from(run.1));
-        base.insert("run".to_owned(), Value::from(run_info));
+        let run = Arc::new(RunInfo {
+            id: run.0.to_owned(),
+            started_at: run.1.to_owned(),
+            resumed: std::sync::atomic::AtomicBool::new(false),
+        });
+        base.insert("run".to_owned(), Value::from_dyn_object(run.clone()));
+        let current: Arc<CurrentStep> = Arc::default();
+        base.insert("step".to_owned(), Value::from_dyn_object(current.clone()));
         let steps: Arc<Steps> = Arc::default();
         let mut root = base.clone();
         root.insert("steps".to_owned(), Value::from_dyn_object(steps.clone()));
-        Context { base, root: Value::from(root), steps }
+        Context { base, root: Value::from(root), steps, current, run }
+    }
+
+    /// Says which step is being run, and which try of it (`step.*`).
+    pub(crate) fn set_current_step(&mut self, info: StepInfo) {
+        *self.current.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
+    }
+
+    /// `run.resumed`: true while a process that did not start the run goes on with it.
+    pub(crate) fn set_resumed(&mut self, resumed: bool) {
+        self.run.resumed.store(resumed, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn set_step(&mut self, id: &str, result: &StepResult) {
@@ -134,22 +207,37 @@ impl Context {
         let parent_context = Value::from(map.clone());
         for (key, value) in &scope.params {
             let rendered = render_value(value, &parent_context, Some(&scope.location))?;
+            if let Some(kind) = scope.kinds.get(key) {
+                match crate::vars::Kind::of_json(&rendered) {
+                    Some(given) if kind.accepts(given) => {}
+                    given => {
+                        return Err(RenderError {
+                            message: format!(
+                                "parameter `{key}` is {}, and its value renders to {} (`{}`)",
+                                kind.described(),
+                                given.map_or("null", crate::vars::Kind::described),
+                                crate::template::display(&Value::from(Serde(&rendered)))
+                            ),
+                            location: Some(scope.location.clone()),
+                        });
+                    }
+                }
+            }
             map.insert(key.clone(), Value::from(Serde(&rendered)));
         }
         Ok(())
     }
 }
 
-/// Renders every string inside a JSON value as a plain template.
+/// Renders every string inside a JSON value as a plain template; a string
+/// that is one expression (`"{{ workers }}"`) keeps its value's type.
 pub(crate) fn render_value(
     value: &serde_json::Value,
     context: &Value,
     location: Option<&crate::diagnostic::Location>,
 ) -> Result<serde_json::Value, RenderError> {
     Ok(match value {
-        serde_json::Value::String(text) => {
-            serde_json::Value::String(Template::new(text, Quoting::Plain, location.cloned()).render(context)?)
-        }
+        serde_json::Value::String(text) => Template::new(text, Quoting::Plain, location.cloned()).evaluate(context)?,
         serde_json::Value::Array(items) => serde_json::Value::Array(
             items.iter().map(|item| render_value(item, context, location)).collect::<Result<_, _>>()?,
         ),

@@ -7,6 +7,8 @@
 use regex::Regex;
 use serde_json::Value;
 
+use crate::playbook::Missing;
+
 /// Sets every pointer to its value, changing only the bytes of that value
 /// (or inserting one member), so the file keeps its layout as Composer's own
 /// JSON manipulator does. Missing parent objects are created; where a splice
@@ -14,9 +16,17 @@ use serde_json::Value;
 /// indentation.
 pub(crate) fn json(text: &str, entries: &[(String, Value)]) -> Result<String, String> {
     let mut expected: Value = serde_json::from_str(text).map_err(|error| format!("the file is not JSON: {error}"))?;
+    let mut typed = Vec::with_capacity(entries.len());
     for (pointer, value) in entries {
+        // Text set where the file has a number or a boolean keeps the file's type.
+        let value = match expected.pointer(pointer) {
+            Some(old) => keep_type(kind_of_json(old), value, pointer)?,
+            None => value.clone(),
+        };
         set_pointer(&mut expected, pointer, value.clone())?;
+        typed.push((pointer.clone(), value));
     }
+    let entries = typed.as_slice();
     let mut out = text.to_owned();
     for (pointer, value) in entries {
         match splice(&out, &tokens(pointer), value) {
@@ -282,7 +292,9 @@ fn detect_indent(text: &str) -> String {
         .unwrap_or_else(|| "    ".to_owned())
 }
 
-/// Sets every dotted key, keeping the file's comments and layout.
+/// Sets every dotted key, keeping the file's comments, layout and value types:
+/// a replaced value keeps the whitespace and comments around it, and text set
+/// where the file has a number or a boolean is read as one.
 pub(crate) fn toml(text: &str, entries: &[(Vec<String>, Value)]) -> Result<String, String> {
     let mut document: toml_edit::DocumentMut =
         text.parse().map_err(|error: toml_edit::TomlError| format!("the file is not TOML: {}", error.message()))?;
@@ -293,13 +305,73 @@ pub(crate) fn toml(text: &str, entries: &[(Vec<String>, Value)]) -> Result<Strin
             let item = table.entry(key).or_insert(toml_edit::Item::Table(toml_edit::Table::new()));
             table = item.as_table_like_mut().ok_or_else(|| format!("`{}`: `{key}` is not a table", path.join(".")))?;
         }
-        let new = to_toml(value)?;
-        let unchanged = table.get(last).and_then(|item| item.as_value()).is_some_and(|old| same_toml(old, &new));
-        if !unchanged {
-            table.insert(last, toml_edit::Item::Value(new));
+        match table.get_mut(last).and_then(toml_edit::Item::as_value_mut) {
+            Some(old) => {
+                let value = keep_type(kind_of_toml(old), value, &path.join("."))?;
+                let mut new = to_toml(&value)?;
+                if !same_toml(old, &new) {
+                    *new.decor_mut() = old.decor().clone();
+                    *old = new;
+                }
+            }
+            None => {
+                table.insert(last, toml_edit::Item::Value(to_toml(value)?));
+            }
         }
     }
     Ok(document.to_string())
+}
+
+/// The scalar types a file's value can have that text may be read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Integer,
+    Float,
+    Boolean,
+    Other,
+}
+
+fn kind_of_json(value: &Value) -> Scalar {
+    match value {
+        Value::Number(n) if n.is_f64() => Scalar::Float,
+        Value::Number(_) => Scalar::Integer,
+        Value::Bool(_) => Scalar::Boolean,
+        _ => Scalar::Other,
+    }
+}
+
+fn kind_of_toml(value: &toml_edit::Value) -> Scalar {
+    match value {
+        toml_edit::Value::Integer(_) => Scalar::Integer,
+        toml_edit::Value::Float(_) => Scalar::Float,
+        toml_edit::Value::Boolean(_) => Scalar::Boolean,
+        _ => Scalar::Other,
+    }
+}
+
+/// `value` as the type the file has (`old`) when `value` is text; any other
+/// value is set as it is.
+fn keep_type(old: Scalar, value: &Value, key: &str) -> Result<Value, String> {
+    let Value::String(text) = value else {
+        return Ok(value.clone());
+    };
+    let trimmed = text.trim();
+    let read = match old {
+        Scalar::Other => return Ok(value.clone()),
+        Scalar::Integer => trimmed.parse::<i64>().ok().map(Value::from),
+        Scalar::Float => trimmed.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
+        Scalar::Boolean => match trimmed {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+    };
+    let name = match old {
+        Scalar::Integer => "an integer",
+        Scalar::Float => "a number",
+        _ => "a boolean",
+    };
+    read.ok_or_else(|| format!("`{key}` is {name} in the file, and `{text}` is not"))
 }
 
 fn same_toml(a: &toml_edit::Value, b: &toml_edit::Value) -> bool {
@@ -338,8 +410,12 @@ fn to_toml(value: &Value) -> Result<toml_edit::Value, String> {
 }
 
 /// Every line that `regex` matches becomes `replace` (`$1` refers to a group).
-pub(crate) fn lines(text: &str, regex: &Regex, replace: &str) -> String {
+/// When no line matches, `missing` decides: an error, `replace` as a new last
+/// line (which must match `regex`, or the edit would add it on every run), or
+/// no change.
+pub(crate) fn lines(text: &str, regex: &Regex, replace: &str, missing: Missing) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
+    let mut matched = false;
     for line in text.split_inclusive('\n') {
         let (body, newline) = match line.strip_suffix('\n') {
             Some(body) => (body, "\n"),
@@ -347,6 +423,7 @@ pub(crate) fn lines(text: &str, regex: &Regex, replace: &str) -> String {
         };
         match regex.captures(body) {
             Some(captures) => {
+                matched = true;
                 let mut replaced = String::new();
                 captures.expand(replace, &mut replaced);
                 out.push_str(&replaced);
@@ -355,7 +432,31 @@ pub(crate) fn lines(text: &str, regex: &Regex, replace: &str) -> String {
         }
         out.push_str(newline);
     }
-    out
+    if matched {
+        return Ok(out);
+    }
+    match missing {
+        Missing::Fail => Err(format!("no line matches `{regex}`")),
+        Missing::Ignore => Ok(out),
+        Missing::Append => {
+            // The replacement read without groups: `$$` is a `$`.
+            let mut line = String::new();
+            if let Some(captures) = Regex::new("^").ok().and_then(|empty| empty.captures("")) {
+                captures.expand(replace, &mut line);
+            }
+            if !regex.is_match(&line) {
+                return Err(format!(
+                    "the line to append, `{line}`, does not match `{regex}`: the edit would add it again on every run"
+                ));
+            }
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&line);
+            out.push('\n');
+            Ok(out)
+        }
+    }
 }
 
 /// A unified diff, or `None` when the texts are equal.
@@ -399,6 +500,35 @@ mod tests {
     }
 
     #[test]
+    fn toml_edit_keeps_comments_and_types() {
+        let text = "# server\n[server]\nworkers = 2  # per core\ndebug = false\nratio = 0.5\nname = \"a\"\n";
+        let set = |key: &str, value: Value| toml(text, &[(vec!["server".into(), key.into()], value)]);
+        assert_eq!(set("workers", Value::from(4)).unwrap(), text.replace("= 2 ", "= 4 "));
+        assert_eq!(set("workers", Value::from("4")).unwrap(), text.replace("= 2 ", "= 4 "), "text read as an integer");
+        assert_eq!(set("debug", Value::from("true")).unwrap(), text.replace("false", "true"));
+        assert_eq!(set("ratio", Value::from("0.75")).unwrap(), text.replace("0.5", "0.75"));
+        assert_eq!(set("name", Value::from("b")).unwrap(), text.replace("\"a\"", "\"b\""));
+        assert_eq!(
+            set("workers", Value::from("many")).unwrap_err(),
+            "`server.workers` is an integer in the file, and `many` is not"
+        );
+        let added = set("threads", Value::from(8)).unwrap();
+        assert!(added.contains("threads = 8"), "{added}");
+    }
+
+    #[test]
+    fn json_edit_keeps_types() {
+        let text = "{\n  \"port\": 8000,\n  \"debug\": true,\n  \"name\": \"x\"\n}\n";
+        let edited =
+            json(text, &[("/port".to_owned(), Value::from("8080")), ("/debug".to_owned(), Value::from("false"))])
+                .unwrap();
+        assert_eq!(edited, text.replace("8000", "8080").replace("true", "false"));
+        assert!(
+            json(text, &[("/port".to_owned(), Value::from("http"))]).unwrap_err().contains("`/port` is an integer")
+        );
+    }
+
+    #[test]
     fn toml_edit_keeps_comments() {
         let text = "# app\n[app]\nversion = \"1.0\" # the version\n";
         let edited = toml(text, &[(vec!["app".into(), "version".into()], Value::from("1.1"))]).unwrap();
@@ -409,7 +539,25 @@ mod tests {
     #[test]
     fn line_edit_replaces_matching_lines() {
         let regex = Regex::new(r"^version=(.*)$").unwrap();
-        assert_eq!(lines("a\nversion=1\n", &regex, "version=2"), "a\nversion=2\n");
+        assert_eq!(lines("a\nversion=1\n", &regex, "version=2", Missing::Fail).unwrap(), "a\nversion=2\n");
+        assert_eq!(lines("a\nversion=1\n", &regex, "old=$1", Missing::Fail).unwrap(), "a\nold=1\n");
+    }
+
+    #[test]
+    fn line_edit_that_matches_nothing_fails_appends_or_ignores() {
+        let regex = Regex::new(r"^Django==").unwrap();
+        let text = "requests==2.32.3\n";
+        assert_eq!(lines(text, &regex, "Django==5.1.4", Missing::Fail), Err("no line matches `^Django==`".to_owned()));
+        assert_eq!(lines(text, &regex, "Django==5.1.4", Missing::Ignore).unwrap(), text);
+        let appended = lines(text, &regex, "Django==5.1.4", Missing::Append).unwrap();
+        assert_eq!(appended, "requests==2.32.3\nDjango==5.1.4\n");
+        assert_eq!(lines(&appended, &regex, "Django==5.1.4", Missing::Append).unwrap(), appended, "idempotent");
+        assert_eq!(lines("x", &regex, "Django==1", Missing::Append).unwrap(), "x\nDjango==1\n");
+        assert_eq!(lines("", &regex, "Django==1", Missing::Append).unwrap(), "Django==1\n");
+        let price = Regex::new(r"^PRICE=").unwrap();
+        assert_eq!(lines("", &price, "PRICE=$$5", Missing::Append).unwrap(), "PRICE=$5\n");
+        let error = lines(text, &regex, "django==5", Missing::Append).unwrap_err();
+        assert!(error.contains("would add it again on every run"), "{error}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::Exit;
 use crate::cli::SelectionArgs;
-use crate::context::{Context, StepResult};
+use crate::context::{Context, StepInfo, StepResult};
 use crate::events::{Event, Reporter};
 use crate::files::{Snapshots, replace_content};
 use crate::journal::{self, Header, Journal, Outcome, Phase, Record, RunOutcome, SavedSelection};
@@ -322,7 +322,7 @@ pub(crate) fn resume(
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
-    let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
+    let Reopened { record, journal, mut contexts, secrets: secret_values, _lock } =
         reopen(playbook, &record, state_dir, "resume", options)?;
     let executor = crate::process::Local;
 
@@ -333,7 +333,13 @@ pub(crate) fn resume(
             changed.push(format!("`{}` is no longer in the playbook", state.step));
             continue;
         };
+        // Rendered as the step saw itself when it started.
+        if let Some((attempt, interrupted, resumed)) = state.last_try {
+            contexts.0.set_current_step(StepInfo { id: state.step.clone(), attempt, interrupted });
+            contexts.0.set_resumed(resumed);
+        }
         let now = plan::describe_step(step, &contexts.0).map(|p| p.fingerprint).unwrap_or_default();
+        contexts.0.set_resumed(true);
         if state.fingerprint != now {
             changed.push(format!("`{}` changed since it ran", state.step));
         }
@@ -447,6 +453,8 @@ fn reopen(
         Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
     let mut contexts =
         Engine::contexts(playbook, &secrets, selection.as_ref(), (&record.header.run_id, &record.header.started_at));
+    contexts.0.set_resumed(true);
+    contexts.1.set_resumed(true);
     for state in record.steps.values().filter(|s| matches!(s.phase, Phase::Step | Phase::Finally)) {
         if let Some(outcome) = state.outcome {
             let result = StepResult {
@@ -685,6 +693,21 @@ impl<'a> Engine<'a> {
         .help("the run stopped; fix the state dir, then `upshift resume`")
     }
 
+    /// The tries of a step so far in this run: how many, and whether the last was left open.
+    fn earlier_tries(&self, phase: Phase, id: &str) -> (u32, bool) {
+        self.record
+            .steps
+            .get(&(phase, id.to_owned(), self.target()))
+            .map_or((0, false), |s| (s.starts, s.starts > 0 && s.outcome.is_none()))
+    }
+
+    /// Says in both contexts which step runs, and which try (`step.*`).
+    fn set_try(&mut self, id: &str, attempt: u32, interrupted: bool) {
+        let info = StepInfo { id: id.to_owned(), attempt, interrupted };
+        self.shown.set_current_step(info.clone());
+        self.exec.set_current_step(info);
+    }
+
     fn set_result(&mut self, id: &str, result: &StepResult) {
         self.shown.set_step(id, result);
         self.exec.set_step(id, result);
@@ -813,6 +836,8 @@ impl<'a> Engine<'a> {
             if signals::pending().is_some() {
                 return Ok(Ended::Interrupted(None));
             }
+            let (earlier, interrupted) = self.earlier_tries(phase, id);
+            self.set_try(id, earlier + 1, interrupted);
             let planned = plan::describe_step(step, &self.shown).map_err(render_failure)?;
             match planned.status {
                 Status::Skipped => {
@@ -855,18 +880,19 @@ impl<'a> Engine<'a> {
                 target: self.target(),
                 at: journal::now(),
             })?;
-            let mut attempt = 1;
+            let mut tries = 1;
+            let mut shown_action = action_text.clone();
             let done = loop {
                 self.report(&Event::StepStarted {
                     step: id,
                     name: planned.name.as_deref(),
                     phase,
-                    action: &action_text,
-                    attempt,
+                    action: &shown_action,
+                    attempt: earlier + tries,
                 });
                 let done =
                     self.execute(step, phase, &step.action, &planned, step.cwd.as_ref(), &step.env, step.timeout)?;
-                if done.output.interrupted.is_some() || done.error.is_none() || attempt > step.retries {
+                if done.output.interrupted.is_some() || done.error.is_none() || tries > step.retries {
                     break done;
                 }
                 let reason = done.error.clone().unwrap_or_default();
@@ -877,7 +903,12 @@ impl<'a> Engine<'a> {
                 if !sleep_unless_signalled(step.retry_delay) {
                     break done;
                 }
-                attempt += 1;
+                tries += 1;
+                self.set_try(id, earlier + tries, interrupted);
+                // What this try runs, as people see it (a command may read `step.attempt`).
+                let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
+                shown_action =
+                    describe_action(&plan::render_action(&step.action, &shown, true).map_err(render_failure)?);
             };
             if done.output.interrupted.is_some() || (done.error.is_some() && signals::pending().is_some()) {
                 return Ok(Ended::Interrupted(Some(id.to_owned())));
@@ -951,6 +982,8 @@ impl<'a> Engine<'a> {
             };
             let completed = state.outcome == Some(Outcome::Ok);
             let interrupted = state.outcome.is_none();
+            let (earlier, open) = self.earlier_tries(Phase::Rollback, &id);
+            self.set_try(&id, earlier + 1, open);
             let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
             let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
             // A file changed by this step (even one that failed) goes back as it was.

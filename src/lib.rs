@@ -28,6 +28,7 @@ mod secrets;
 mod select;
 mod status;
 mod template;
+mod vars;
 mod version;
 mod window;
 

@@ -14,10 +14,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::cli::SelectionArgs;
-use crate::context::{Context, StepResult, render_value};
+use crate::context::{Context, StepInfo, StepResult, render_value};
 use crate::diagnostic::Diagnostic;
 use crate::edit;
-use crate::playbook::{Action, Check, Command, EditKind, Playbook, Rollback, SecretSource, Step, VersionSpec};
+use crate::playbook::{Action, Check, Command, EditKind, Missing, Playbook, Rollback, SecretSource, Step, VersionSpec};
 use crate::process::{CommandSpec, Executor};
 use crate::secrets::Masker;
 use crate::select::{self, Selection};
@@ -353,6 +353,8 @@ impl Planner<'_> {
 
     fn step(&self, step: &Step, context: &mut Context) -> Result<PlannedStep, PlanError> {
         let id = step.id.as_str();
+        // A plan shows each step's first try.
+        context.set_current_step(StepInfo { id: id.to_owned(), attempt: 1, interrupted: false });
         let mut planned = describe_step(step, context)?;
 
         match planned.status {
@@ -627,7 +629,9 @@ pub(crate) fn apply_edit(
                 .collect::<Result<_, RenderError>>()?;
             edit::toml(old, &rendered)
         }
-        EditKind::Line { regex, replace } => Ok(edit::lines(old, regex, &replace.render(context)?)),
+        EditKind::Line { regex, replace, missing } => {
+            edit::lines(old, regex.regex(context)?.as_ref(), &replace.render(context)?, *missing)
+        }
     })
 }
 
@@ -646,8 +650,14 @@ fn describe_edit(
             .iter()
             .map(|(path, value)| Ok(format!("{} = {}", path.join("."), render_value(value, context, location)?)))
             .collect::<Result<_, RenderError>>()?,
-        EditKind::Line { regex, replace } => {
-            vec![format!("lines matching `{regex}` become `{}`", replace.render(context)?)]
+        EditKind::Line { regex, replace, missing } => {
+            let regex = regex.regex(context)?;
+            let replace = replace.render(context)?;
+            vec![match missing {
+                Missing::Fail => format!("lines matching `{regex}` become `{replace}`"),
+                Missing::Append => format!("lines matching `{regex}` become `{replace}` (appended when none does)"),
+                Missing::Ignore => format!("lines matching `{regex}` become `{replace}` (if any)"),
+            }]
         }
     })
 }

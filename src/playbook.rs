@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use regex::Regex;
 
 use crate::diagnostic::{Location, Source};
-use crate::template::{Guard, Template};
+use crate::template::{Guard, RenderError, Template};
 use crate::version::{Requirement, Scheme};
 
 /// A step id: `[a-z0-9][a-z0-9_-]*`, or `outer.inner` for included steps.
@@ -151,11 +151,82 @@ pub(crate) struct Check {
 #[derive(Debug, Default)]
 pub(crate) struct Expect {
     pub(crate) exit: i32,
-    pub(crate) regex: Option<Regex>,
+    pub(crate) regex: Option<Pattern>,
     pub(crate) contains: Option<Template>,
     pub(crate) equals: Option<Template>,
     pub(crate) semver: Option<Template>,
-    pub(crate) min: Option<i64>,
+    pub(crate) min: Option<Bound>,
+    pub(crate) max: Option<Bound>,
+}
+
+/// A regex: compiled by `check`, or a template compiled once rendered.
+#[derive(Debug)]
+pub(crate) enum Pattern {
+    Fixed(Regex),
+    Template(Template),
+}
+
+impl Pattern {
+    /// The regex, rendered and compiled when it is a template.
+    pub(crate) fn regex(&self, context: &minijinja::Value) -> Result<std::borrow::Cow<'_, Regex>, RenderError> {
+        match self {
+            Pattern::Fixed(regex) => Ok(std::borrow::Cow::Borrowed(regex)),
+            Pattern::Template(template) => {
+                let text = template.render(context)?;
+                Regex::new(&text).map(std::borrow::Cow::Owned).map_err(|error| {
+                    let reason = error.to_string();
+                    let reason = reason.lines().last().unwrap_or("invalid").trim().to_owned();
+                    RenderError {
+                        message: format!("`{text}` is not a valid regex: {reason}"),
+                        location: template.location.clone(),
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// A numeric bound: a number, or a template that renders to one.
+#[derive(Debug)]
+pub(crate) enum Bound {
+    Fixed(serde_json::Number),
+    Template(Template),
+}
+
+impl Bound {
+    /// The number, rendered when it is a template.
+    pub(crate) fn number(&self, context: &minijinja::Value) -> Result<serde_json::Number, RenderError> {
+        match self {
+            Bound::Fixed(number) => Ok(number.clone()),
+            Bound::Template(template) => {
+                let value = template.evaluate(context)?;
+                let number = match &value {
+                    serde_json::Value::Number(number) => Some(number.clone()),
+                    serde_json::Value::String(text) => text.trim().parse::<serde_json::Number>().ok(),
+                    _ => None,
+                };
+                number.ok_or_else(|| RenderError {
+                    message: format!(
+                        "`{}` renders to `{}`, which is not a number",
+                        template.source,
+                        crate::template::display(&minijinja::Value::from(minijinja::value::Serde(&value)))
+                    ),
+                    location: template.location.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// What a line edit does when no line matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// The edit fails.
+    Fail,
+    /// `replace` becomes a new last line.
+    Append,
+    /// Nothing changes.
+    Ignore,
 }
 
 /// Parameters an include was given, rendered in the scope around it.
@@ -166,6 +237,8 @@ pub(crate) struct Scope {
     pub(crate) parent: Option<Arc<Scope>>,
     /// Values; strings in them are templates of the parent scope.
     pub(crate) params: IndexMap<String, serde_json::Value>,
+    /// The type each parameter's default declares, for values only rendering tells.
+    pub(crate) kinds: IndexMap<String, crate::vars::Kind>,
     pub(crate) location: Location,
 }
 
@@ -225,8 +298,9 @@ pub(crate) enum EditKind {
     /// Dotted key path → value.
     Toml(Vec<(Vec<String>, serde_json::Value)>),
     Line {
-        regex: Regex,
+        regex: Pattern,
         replace: Template,
+        missing: Missing,
     },
 }
 

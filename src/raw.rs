@@ -31,11 +31,14 @@ pub(crate) struct RawPlaybook {
     /// The upshift versions this playbook needs, as a semver requirement (`">=0.1"`).
     #[schemars(with = "Option<String>")]
     pub(crate) requires: Option<Spanned<String>>,
-    /// Variables with their default values. Environments and `--var` override them.
+    /// Variables with their default values. A variable's type is the TOML type of its value here
+    /// (string, integer, float, boolean, array, table): environments, `--var-file` and `--var`
+    /// must give a value of that type. Strings are templates that may read other variables and
+    /// `env.name`; a string that is one expression (`"{{ workers }}"`) keeps the type of its value.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub(crate) vars: IndexMap<String, Spanned<RawValue>>,
-    /// Parameters of an include file, with their defaults; only in included files.
+    /// Parameters of an include file, with their defaults (whose types `with` must match); only in included files.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub(crate) params: IndexMap<String, Spanned<RawValue>>,
@@ -211,7 +214,7 @@ pub(crate) struct RawCheck {
 pub(crate) struct RawExpect {
     /// The exit code (default 0).
     pub(crate) exit: Option<i32>,
-    /// A regex the standard output must match.
+    /// A regex the standard output must match (template; interpolated values match literally, `| safe` splices a pattern).
     #[schemars(with = "Option<String>")]
     pub(crate) regex: Option<Spanned<String>>,
     /// Text the standard output must contain (template).
@@ -223,8 +226,23 @@ pub(crate) struct RawExpect {
     /// A semver requirement (template) the leading version in the output must satisfy.
     #[schemars(with = "Option<String>")]
     pub(crate) semver: Option<Spanned<String>>,
-    /// The output read as an integer must be at least this.
-    pub(crate) min: Option<i64>,
+    /// The first number in the output must be at least this: a number, or a template that renders to one.
+    #[schemars(with = "Option<NumberOrTemplate>")]
+    pub(crate) min: Option<Spanned<RawValue>>,
+    /// The first number in the output must be at most this: a number, or a template that renders to one.
+    #[schemars(with = "Option<NumberOrTemplate>")]
+    pub(crate) max: Option<Spanned<RawValue>>,
+}
+
+/// A number, or a template (`"{{ min_free_kib }}"`) that renders to one.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum NumberOrTemplate {
+    /// A number.
+    Number(f64),
+    /// A template that renders to a number.
+    Template(String),
 }
 
 /// A step. Exactly one action: `run`, `exec`, `edit`, `template`, `pause` or `include`.
@@ -255,7 +273,7 @@ pub(crate) struct RawStep {
     /// Another TOML file of steps, relative to this file.
     #[schemars(with = "Option<String>")]
     pub(crate) include: Option<Spanned<String>>,
-    /// Parameters for the include (values are templates).
+    /// Parameters for the include (values are templates of this file, of the types the parameters' defaults have).
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub(crate) with: IndexMap<Spanned<String>, Spanned<RawValue>>,
@@ -316,12 +334,28 @@ pub(crate) struct RawEdit {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLineEdit {
-    /// The regex a whole line is matched against.
+    /// The regex each line is matched against (template; interpolated values match literally, `| safe` splices a pattern).
     #[schemars(with = "String")]
     pub(crate) regex: Spanned<String>,
-    /// The replacement (template; `$1` refers to a capture group).
+    /// The line that replaces a matching line (template; `$1` refers to a capture group, `$$` is a `$`; a `$` in an interpolated value stays a `$`).
     #[schemars(with = "String")]
     pub(crate) replace: Spanned<String>,
+    /// What to do when no line matches: `"fail"` (default: the step fails), `"append"` (add `replace` as a new last line) or `"ignore"`.
+    #[schemars(with = "Option<LineMissing>")]
+    pub(crate) missing: Option<Spanned<String>>,
+}
+
+/// What a line edit does when no line matches.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum LineMissing {
+    /// The step fails (`plan` says "cannot apply: no line matches").
+    Fail,
+    /// `replace` is added as a new last line; it must then match `regex`, so the edit stays idempotent.
+    Append,
+    /// Nothing changes.
+    Ignore,
 }
 
 /// Render `src` (a template file beside the playbook) to `dest`.
@@ -429,14 +463,15 @@ impl JsonSchema for RawRollback {
 #[serde(deny_unknown_fields)]
 #[schemars(title = "upshift environment", extend("$id" = "https://upshift.invalid/environment.schema.json"))]
 pub(crate) struct RawEnvironment {
-    /// Overrides of the playbook's vars.
+    /// Values of the playbook's vars (of the types the playbook declares), and variables of this
+    /// environment's own that templates read. Strings are templates, as in the playbook.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
-    pub(crate) vars: IndexMap<String, Spanned<RawValue>>,
-    /// Overrides of secret sources.
+    pub(crate) vars: IndexMap<Spanned<String>, Spanned<RawValue>>,
+    /// Sources of the playbook's secrets, and of secrets of this environment's own that templates read.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawSecret>")]
-    pub(crate) secrets: IndexMap<String, Spanned<RawSecret>>,
+    pub(crate) secrets: IndexMap<Spanned<String>, Spanned<RawSecret>>,
     /// Overrides the playbook's window.
     #[schemars(with = "Option<RawWindow>")]
     pub(crate) window: Option<Spanned<RawWindow>>,

@@ -1,6 +1,7 @@
 //! Judging a readiness check's output against its `expect`: exit code, regex,
 //! `contains`, `equals`, a semver requirement on the leading version in the
-//! output (`8.2.7-1+deb12u1` reads as 8.2.7), and a numeric minimum.
+//! output (`8.2.7-1+deb12u1` reads as 8.2.7), and numeric bounds on the first
+//! number in the output. Every bound may be a template, rendered here.
 //!
 //! Pure: it is given the output, it runs nothing.
 
@@ -28,10 +29,11 @@ pub(crate) fn judge(expect: &Expect, output: &Output, context: &minijinja::Value
         let detail = if stderr.is_empty() { shown.clone() } else { stderr };
         return fail(format!("{} (expected exit code {}): {detail}", output.describe_end(), expect.exit));
     }
-    if let Some(regex) = &expect.regex
-        && !regex.is_match(stdout)
-    {
-        return fail(format!("{shown} (does not match `{regex}`)"));
+    if let Some(pattern) = &expect.regex {
+        let regex = pattern.regex(context)?;
+        if !regex.is_match(stdout) {
+            return fail(format!("{shown} (does not match `{regex}`)"));
+        }
     }
     if let Some(contains) = &expect.contains {
         let needle = contains.render(context)?;
@@ -45,6 +47,8 @@ pub(crate) fn judge(expect: &Expect, output: &Output, context: &minijinja::Value
             return fail(format!("{shown} (expected `{wanted}`)"));
         }
     }
+    // What passed, said as precisely as the conditions allow.
+    let mut observed = shown.clone();
     if let Some(requirement) = &expect.semver {
         let text = requirement.render(context)?;
         let alternatives = crate::version::semver_requirement(&text)
@@ -55,18 +59,37 @@ pub(crate) fn judge(expect: &Expect, output: &Output, context: &minijinja::Value
         if !alternatives.iter().any(|req| req.matches(&version)) {
             return fail(format!("{version} (needs `{text}`)"));
         }
-        return Ok(Verdict { passed: true, observed: format!("{version} (satisfies `{text}`)") });
+        observed = format!("{version} (satisfies `{text}`)");
     }
-    if let Some(min) = expect.min {
-        match first_line.split_whitespace().next().and_then(|n| n.parse::<i64>().ok()) {
-            Some(n) if n >= min => {
-                return Ok(Verdict { passed: true, observed: format!("{n} (at least {min})") });
-            }
-            Some(n) => return fail(format!("{n} (needs at least {min})")),
-            None => return fail(format!("{shown} (not a number)")),
+    if expect.min.is_some() || expect.max.is_some() {
+        let min = expect.min.as_ref().map(|b| b.number(context)).transpose()?;
+        let max = expect.max.as_ref().map(|b| b.number(context)).transpose()?;
+        let Some((text, n)) = first_number(stdout) else {
+            return fail(format!("{shown} (not a number)"));
+        };
+        let value = |number: &serde_json::Number| number.as_f64().unwrap_or(f64::NAN);
+        let low = min.as_ref().is_none_or(|min| n >= value(min));
+        let high = max.as_ref().is_none_or(|max| n <= value(max));
+        let range = match (&min, &max) {
+            (Some(min), Some(max)) => format!("between {min} and {max}"),
+            (Some(min), None) => format!("at least {min}"),
+            (None, Some(max)) => format!("at most {max}"),
+            (None, None) => String::new(),
+        };
+        if !(low && high) {
+            return fail(format!("{text} (needs {range})"));
         }
+        observed = format!("{text} ({range})");
     }
-    Ok(Verdict { passed: true, observed: shown })
+    Ok(Verdict { passed: true, observed })
+}
+
+/// The first number in the text (`-12`, `3.5`), as written and as a value.
+fn first_number(text: &str) -> Option<(String, f64)> {
+    static NUMBER: OnceLock<Regex> = OnceLock::new();
+    let regex = NUMBER.get_or_init(|| Regex::new(r"-?\d+(?:\.\d+)?").expect("a valid regex"));
+    let found = regex.find(text)?;
+    Some((found.as_str().to_owned(), found.as_str().parse().ok()?))
 }
 
 /// The first `X.Y[.Z]` in the text, as a semver version (missing parts are 0).
@@ -88,5 +111,13 @@ mod tests {
         assert_eq!(leading_version("Composer version 2.7.1 2024-02-09"), Some(semver::Version::new(2, 7, 1)));
         assert_eq!(leading_version("mysql  Ver 15.1 Distrib 10.11.6-MariaDB"), Some(semver::Version::new(15, 1, 0)));
         assert_eq!(leading_version("none"), None);
+    }
+
+    #[test]
+    fn reads_the_first_number() {
+        assert_eq!(first_number("79132960"), Some(("79132960".to_owned(), 79132960.0)));
+        assert_eq!(first_number("free: 12.5 GiB on /dev/sda1"), Some(("12.5".to_owned(), 12.5)));
+        assert_eq!(first_number("delta -3 rows"), Some(("-3".to_owned(), -3.0)));
+        assert_eq!(first_number("none"), None);
     }
 }

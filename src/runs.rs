@@ -39,6 +39,8 @@ pub(crate) struct StepState {
     pub(crate) starts: u32,
     /// The process group of an unfinished start: `(pgid, leader start time)`.
     pub(crate) process: Option<(u32, u64)>,
+    /// What its last start saw: `step.attempt`, `step.interrupted`, `run.resumed`.
+    pub(crate) last_try: Option<(u32, bool, bool)>,
 }
 
 type Key = (Phase, String, String);
@@ -57,13 +59,24 @@ pub(crate) struct RunRecord {
     pub(crate) torn: bool,
     /// Keep each step's output (reading a journal back; the engine doesn't need it).
     keep_output: bool,
+    /// A `resumed` record was seen (for `run.resumed` of later starts).
+    resumed: bool,
 }
 
 impl RunRecord {
     /// A run that has only its header (the engine's view of a new run). It
     /// keeps no step output: the engine's contexts have it.
     pub(crate) fn new(path: PathBuf, header: Header) -> RunRecord {
-        RunRecord { path, header, steps: IndexMap::new(), end: None, valid_len: 0, torn: false, keep_output: false }
+        RunRecord {
+            path,
+            header,
+            steps: IndexMap::new(),
+            end: None,
+            valid_len: 0,
+            torn: false,
+            keep_output: false,
+            resumed: false,
+        }
     }
 
     fn from_records(path: &Path, records: Vec<Record>, valid_len: u64, torn: bool) -> Result<RunRecord, String> {
@@ -101,6 +114,7 @@ impl RunRecord {
                     exit_code: None,
                     starts: 0,
                     process: None,
+                    last_try: None,
                 };
                 self.steps.insert(key, state);
                 self.steps.len() - 1
@@ -113,7 +127,10 @@ impl RunRecord {
     pub(crate) fn apply_ref(&mut self, record: &Record) {
         match record {
             Record::Started { step, phase, fingerprint, target, .. } => {
+                let resumed = self.resumed;
                 let state = self.entry(*phase, step.clone(), target.clone());
+                let interrupted = state.starts > 0 && state.outcome.is_none();
+                state.last_try = Some((state.starts + 1, interrupted, resumed));
                 state.fingerprint.clone_from(fingerprint);
                 state.outcome = None;
                 state.reason = None;
@@ -138,7 +155,8 @@ impl RunRecord {
                 state.process = None;
             }
             Record::End { outcome, left, .. } => self.end = Some((*outcome, left.clone())),
-            Record::Run(_) | Record::Interrupted { .. } | Record::Resumed { .. } => {}
+            Record::Resumed { .. } => self.resumed = true,
+            Record::Run(_) | Record::Interrupted { .. } => {}
         }
     }
 

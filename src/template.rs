@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use minijinja::value::{Object, Value};
+use minijinja::value::{Object, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use crate::diagnostic::{Diagnostic, Location};
@@ -21,6 +21,10 @@ pub(crate) enum Quoting {
     Shell,
     /// Anything else (argv elements, paths, file contents): values as they are.
     Plain,
+    /// A regex (line edits, `expect.regex`): values match literally.
+    Regex,
+    /// A regex replacement (`edit.line.replace`): a `$` in a value stays a `$`.
+    Replacement,
 }
 
 impl Quoting {
@@ -28,6 +32,8 @@ impl Quoting {
         match self {
             Quoting::Shell => "command.sh",
             Quoting::Plain => "text",
+            Quoting::Regex => "pattern.re",
+            Quoting::Replacement => "line.replace",
         }
     }
 }
@@ -94,6 +100,30 @@ impl Template {
             .template_from_named_str(self.quoting.name(), &self.source)
             .and_then(|template| template.render(context))
             .map_err(|error| RenderError { message: describe_error(&error), location: self.narrow(&error) })
+    }
+
+    /// Renders the template keeping the type of its value when the whole text
+    /// is one expression (`"{{ workers }}"` gives the number 4, not `"4"`);
+    /// any other text renders to a string.
+    pub(crate) fn evaluate(&self, context: &Value) -> Result<serde_json::Value, RenderError> {
+        if let Some(expression) = self.single_expression()
+            && let Ok(compiled) = engine().compile_expression(expression)
+            && let Ok(value) = compiled.eval(context)
+            && let Ok(json) = to_json(&value)
+        {
+            return Ok(json);
+        }
+        // Anything else, and every error (with its place), goes the usual way.
+        self.render(context).map(serde_json::Value::String)
+    }
+
+    /// The expression inside `{{ … }}` when that is the whole text.
+    pub(crate) fn single_expression(&self) -> Option<&str> {
+        let inner = self.source.strip_prefix("{{")?.strip_suffix("}}")?;
+        let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+        let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+        let nested = ["{{", "}}", "{%", "%}", "{#", "#}"].iter().any(|d| inner.contains(d));
+        (!nested && !inner.trim().is_empty()).then_some(inner)
     }
 
     fn diagnostic(&self, what: &str, error: &minijinja::Error) -> Diagnostic {
@@ -226,9 +256,84 @@ impl SecretHandle {
 }
 
 impl Object for SecretHandle {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text())
     }
+}
+
+/// A value as text: strings as they are, booleans `true`/`false`, lists and
+/// maps as JSON (`["a", true]`), objects as they render themselves.
+/// (minijinja alone writes Python's `True`.)
+pub(crate) fn display(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::Bool => if value.is_true() { "true" } else { "false" }.to_owned(),
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable if !is_plain_object(value) => {
+            to_json(value).map_or_else(|_| value.to_string(), |json| json_text(&json))
+        }
+        _ => value.to_string(),
+    }
+}
+
+fn is_plain_object(value: &Value) -> bool {
+    value.as_object().is_some_and(|o| o.repr() == minijinja::value::ObjectRepr::Plain)
+}
+
+/// JSON with a space after `,` and `:`, as people write it.
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(json_text).collect::<Vec<_>>().join(", "))
+        }
+        serde_json::Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), json_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// A template value as data: booleans, numbers, strings, lists and maps keep
+/// their type; objects that render as text (versions, secret handles,
+/// placeholders) become that text.
+pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    if is_plain_object(value) {
+        return Ok(serde_json::Value::String(value.to_string()));
+    }
+    Ok(match value.kind() {
+        ValueKind::Undefined => return Err("an undefined value".to_owned()),
+        ValueKind::None => serde_json::Value::Null,
+        ValueKind::Bool => serde_json::Value::Bool(value.is_true()),
+        ValueKind::Number => match value.as_i64() {
+            Some(i) => serde_json::Value::from(i),
+            None => {
+                let f = f64::try_from(value.clone()).map_err(|e| e.to_string())?;
+                serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        },
+        ValueKind::String => serde_json::Value::String(value.as_str().unwrap_or_default().to_owned()),
+        ValueKind::Bytes => {
+            serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned())
+        }
+        ValueKind::Seq | ValueKind::Iterable => serde_json::Value::Array(
+            value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json(&item)).collect::<Result<_, _>>()?,
+        ),
+        ValueKind::Map => {
+            let mut map = serde_json::Map::new();
+            for key in value.try_iter().map_err(|e| e.to_string())? {
+                let item = value.get_item(&key).map_err(|e| e.to_string())?;
+                map.insert(display(&key), to_json(&item)?);
+            }
+            serde_json::Value::Object(map)
+        }
+        _ => serde_json::Value::String(value.to_string()),
+    })
 }
 
 /// Quotes `text` as one shell word (left bare when that is already safe).
@@ -242,7 +347,15 @@ fn engine() -> &'static Environment<'static> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".sh") { AutoEscape::Custom("shell".into()) } else { AutoEscape::None }
+            if name.ends_with(".sh") {
+                AutoEscape::Custom("shell".into())
+            } else if name.ends_with(".re") {
+                AutoEscape::Custom("regex".into())
+            } else if name.ends_with(".replace") {
+                AutoEscape::Custom("replacement".into())
+            } else {
+                AutoEscape::None
+            }
         });
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -254,17 +367,31 @@ fn engine() -> &'static Environment<'static> {
             let text = match value.downcast_object_ref::<SecretHandle>() {
                 Some(secret) => secret.text(),
                 None if value.is_none() => String::new(),
-                None => value.to_string(),
+                None => display(value),
             };
             let quote = matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "shell");
             if quote && !value.is_safe() {
                 out.write_str(&shell_quote(&text))?;
+            } else if !value.is_safe()
+                && let AutoEscape::Custom(name) = state.auto_escape()
+                && (name == "regex" || name == "replacement")
+            {
+                // Values are data here too: they match literally, and a `$` in
+                // a value is not a capture group.
+                out.write_str(&if name == "regex" { regex::escape(&text) } else { text.replace('$', "$$") })?;
             } else {
                 out.write_str(&text)?;
             }
             Ok(())
         });
-        env.add_filter("quote", |value: Value| Value::from_safe_string(shell_quote(&value.to_string())));
+        env.add_filter("quote", |value: Value| Value::from_safe_string(shell_quote(&display(&value))));
+        // `| string` writes booleans and lists as `display` does.
+        env.add_filter(
+            "string",
+            |value: Value| {
+                if value.kind() == ValueKind::String { value } else { Value::from(display(&value)) }
+            },
+        );
         env
     })
 }
@@ -299,6 +426,41 @@ mod tests {
         assert!(template.render(&minijinja::context! {}).is_err());
         let guard = Guard::new("nope == 1", None);
         assert!(guard.eval(&minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn booleans_lists_and_maps_render_as_people_write_them() {
+        let context =
+            minijinja::context! { flag => true, list => vec![Value::from(false), Value::from(1), Value::from("a")] };
+        assert_eq!(
+            render("{{ flag }} {{ not flag }} {{ list }}", Quoting::Plain, context.clone()),
+            r#"true false [false, 1, "a"]"#
+        );
+        assert_eq!(render("{{ flag | string }}", Quoting::Plain, context.clone()), "true");
+        assert_eq!(render("{{ {'on': flag} }}", Quoting::Plain, context), r#"{"on": true}"#);
+    }
+
+    #[test]
+    fn one_expression_keeps_its_type() {
+        let context = minijinja::context! { workers => 4, name => "web" };
+        let evaluate = |source: &str| Template::new(source, Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(evaluate("{{ workers }}"), serde_json::json!(4));
+        assert_eq!(evaluate("{{ workers * 2 > 7 }}"), serde_json::json!(true));
+        assert_eq!(evaluate("{{ [workers, name] }}"), serde_json::json!([4, "web"]));
+        assert_eq!(evaluate("{{ workers }} workers"), serde_json::json!("4 workers"));
+        assert_eq!(evaluate("{{ name }}"), serde_json::json!("web"));
+        let secret = Value::from_object(SecretHandle { name: "key".into(), value: None });
+        let context = minijinja::context! { secrets => minijinja::context! { key => secret } };
+        let json = Template::new("{{ secrets.key }}", Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(json, serde_json::json!("<secret:key>"), "a secret is text, masked here");
+    }
+
+    #[test]
+    fn values_are_data_in_regexes_and_replacements() {
+        let context = minijinja::context! { v => "2.4.7+b", p => "[0-9]+", d => "pa$1" };
+        assert_eq!(render("^v{{ v }}$", Quoting::Regex, context.clone()), r"^v2\.4\.7\+b$");
+        assert_eq!(render("^{{ p | safe }}$", Quoting::Regex, context.clone()), "^[0-9]+$");
+        assert_eq!(render("x=$1 {{ d }}", Quoting::Replacement, context), "x=$1 pa$$1");
     }
 
     #[test]

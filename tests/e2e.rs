@@ -273,7 +273,7 @@ fn failure_after_setup_upgrade_rolls_everything_back(db: &Db) {
     let dump = db.dump("store_c");
     let manifests = (store.shell("cat composer.json"), store.shell("cat composer.lock"));
     let vendor = store.tree("vendor");
-    let run = store.upshift("run", &["--var", "fail_after_upgrade=yes"]);
+    let run = store.upshift("run", &["--var", "fail_after_upgrade=true"]);
     run.code(1);
     assert!(
         run.stderr.contains("Failed injected-failure: exit code 1: injected failure after setup:upgrade"),

@@ -172,3 +172,44 @@ fn magento2_plan_for_production_is_markdown_for_a_pull_request() {
     assert!(output.contains("closed; next opens Sat 2026-11-28 22:00 CET"), "{output}");
     insta::assert_snapshot!(scrub_free_space(&output));
 }
+
+/// The Django example against a stub app: a venv python that reports Django
+/// 5.0.9, and stub `psql`, `pg_dump`, `pg_restore`, `systemctl`.
+#[test]
+fn django_plan_and_run_on_a_stub_app() {
+    let sandbox = Sandbox::new()
+        .with_path(root().join("tests/fixtures/fake-django/bin"))
+        .env("SHOP_DB_PASSWORD", "pg-canary-7d1e");
+    let app = sandbox.path().join("app");
+    sandbox.write("app/requirements.txt", "requests==2.32.3\n");
+    let deploy = "# How the shop is served\n[server]\nworkers = 2  # one per CPU\n\n[app]\ndjango = \"5.0.9\"\n";
+    sandbox.write("app/deploy.toml", deploy);
+    std::fs::create_dir_all(app.join(".venv/bin")).unwrap();
+    std::fs::copy(root().join("tests/fixtures/fake-django/venv-python"), app.join(".venv/bin/python")).unwrap();
+    let root_var = format!("root={}", app.display());
+    let args = ["playbooks/django/upgrade.toml", "--var", &root_var, "--var", "min_free_kib=1"];
+    let run = in_repo(&sandbox, &[&["plan"], &args[..]].concat());
+    run.code(0);
+    let free = regex::Regex::new(r"\d+ \(at least 1\)").unwrap();
+    let output = free.replace_all(&sandbox.scrub(&run.stdout), "[FREE] (at least 1)").into_owned();
+    assert!(output.contains("selected     5.1.4"), "{output}");
+    // It reads the database password, and `plan` reads no secret: it says so rather than guess.
+    assert!(
+        output.contains("-      PostgreSQL server version: it reads a secret, and only `run` reads secrets"),
+        "{output}"
+    );
+    assert!(output.contains(" +Django==5.1.4"), "{output}");
+    assert!(output.contains(" +workers = 4  # one per CPU"), "{output}");
+    insta::assert_snapshot!(output);
+
+    let run = in_repo(&sandbox, &[&["run"], &args[..], &["--var", "collectstatic=false"]].concat());
+    run.code(0);
+    assert_eq!(sandbox.read("app/requirements.txt"), "requests==2.32.3\nDjango==5.1.4\n");
+    assert_eq!(sandbox.read("app/deploy.toml"), deploy.replace("= 2 ", "= 4 ").replace("5.0.9", "5.1.4"));
+    let log = sandbox.read("stub.log");
+    assert!(log.contains("python -m pip install --quiet --requirement requirements.txt\n"), "{log}");
+    assert!(log.contains("python manage.py migrate --noinput\n"), "{log}");
+    assert!(!log.contains("collectstatic"), "`--var collectstatic=false` skipped it: {log}");
+    assert!(log.ends_with("systemctl restart shop\n"), "{log}");
+    assert!(!app.join("maintenance.on").exists());
+}

@@ -15,6 +15,26 @@ fn every_invalid_fixture_is_rejected_with_its_diagnostic() {
     });
 }
 
+/// Environment files beside a playbook are read by every `validate` in that
+/// directory, so their broken fixtures live one playbook per directory:
+/// `tests/fixtures/invalid-env/NAME/playbook.toml` with `environments/`.
+#[test]
+fn every_invalid_environment_fixture_is_rejected_with_its_diagnostic() {
+    let sandbox = Sandbox::new();
+    insta::glob!("fixtures/invalid-env/*/playbook.toml", |path| {
+        let relative = path.strip_prefix(crate::root()).expect("inside the repo");
+        let run = in_repo(&sandbox, &["validate", &relative.to_string_lossy()]);
+        run.code(2);
+        assert!(run.stdout.is_empty(), "diagnostics go to stderr");
+        // The chosen environment is checked the same way.
+        let env = std::fs::read_dir(path.parent().unwrap().join("environments")).unwrap().next().unwrap().unwrap();
+        let name = env.path().file_stem().unwrap().to_string_lossy().into_owned();
+        let chosen = in_repo(&sandbox, &["validate", &relative.to_string_lossy(), "--env", &name]);
+        chosen.code(2);
+        insta::assert_snapshot!(run.stderr);
+    });
+}
+
 #[test]
 fn validation_reports_every_problem_at_once_in_order() {
     let sandbox = Sandbox::new();

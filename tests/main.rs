@@ -17,6 +17,8 @@ mod language;
 mod plan;
 mod promises;
 mod properties;
+mod templates;
+mod variables;
 mod versions;
 
 /// The repository root.
