@@ -193,6 +193,7 @@ fn selection_of(saved: &SavedSelection) -> Result<Selection, String> {
         passed_over: Vec::new(),
         requirements: saved.requirements.clone(),
         matrix_row: saved.matrix_row.clone(),
+        up_to_date: false,
     })
 }
 
@@ -248,6 +249,16 @@ pub(crate) fn run(
         )
         .help("nothing was changed"),
     })?;
+    if plan.up_to_date {
+        // Nothing to do: no steps, no journal.
+        let version = plan.version.as_ref().map_or("", |v| v.current.as_str());
+        reporter.event(&Event::UpToDate {
+            playbook: &playbook.name,
+            environment: playbook.environment.as_deref(),
+            version,
+        });
+        return Ok(Exit::Success);
+    }
     let failed: Vec<String> = plan
         .checks
         .iter()
