@@ -403,7 +403,10 @@ impl SpecifierSet {
             .iter()
             .zip(&parsed)
             .map(|(item, version)| {
-                if self.has_arbitrary {
+                if self.specs.is_empty() {
+                    // An empty set yields everything, even strings that are no version.
+                    true
+                } else if self.has_arbitrary {
                     self.specs.iter().all(|s| s.matches_text(item, version.as_ref()))
                 } else {
                     version.as_ref().is_some_and(|v| self.specs.iter().all(|s| s.matches(v)))
@@ -471,5 +474,110 @@ mod tests {
         assert_eq!(set(">=1.5").filter_text(&["1.0", "2.0b1"], None), [false, true]);
         assert!(SpecifierSet::parse("~=1").is_err());
         assert!(SpecifierSet::parse("=>1").is_err());
+    }
+}
+
+/// packaging's own test suite, answered by packaging itself
+/// (`tests/pep440/generate`): every vector must agree.
+#[cfg(test)]
+mod oracle {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// Vectors of APIs upshift has no counterpart for (set algebra, pickling,
+    /// hashing, a specifier-level `prereleases` override…), each with its reason
+    /// in the fixture. The count may only change on purpose.
+    const EXPECTED_SKIPS: usize = 1310;
+
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/pep440-packaging.json")).expect("the fixture is JSON")
+    }
+
+    fn describe(version: &Version) -> Value {
+        let local = version.local.as_ref().map(|parts| {
+            parts
+                .iter()
+                .map(|part| match part {
+                    Local::Str(s) => s.clone(),
+                    Local::Int(n) => n.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(".")
+        });
+        let pre = version.pre.map(|(kind, n)| {
+            let letter = match kind {
+                Pre::A => "a",
+                Pre::B => "b",
+                Pre::Rc => "rc",
+            };
+            json!([letter, n])
+        });
+        json!({ "ok": {
+            "epoch": version.epoch,
+            "release": version.release,
+            "pre": pre,
+            "post": version.post,
+            "dev": version.dev,
+            "local": local,
+            "is_prerelease": version.is_prerelease(),
+            "str": version.normalized(),
+        }})
+    }
+
+    fn ok_or_error<T: Into<Value>>(result: Result<T, String>) -> Value {
+        match result {
+            Ok(value) => json!({ "ok": value.into() }),
+            Err(_) => json!({ "error": true }),
+        }
+    }
+
+    fn shape(answer: &Value) -> Value {
+        match answer.get("ok") {
+            Some(ok) => json!({ "ok": ok }),
+            None => json!({ "error": true }),
+        }
+    }
+
+    #[test]
+    fn agrees_with_packaging_on_every_vector() {
+        let fixture = fixture();
+        let (mut checked, mut skipped, mut failures) = (0, 0, Vec::new());
+        for v in fixture["vectors"].as_array().unwrap() {
+            let s = |key: &str| v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"));
+            let prereleases = v["prereleases"].as_bool();
+            let ours = match v["kind"].as_str().unwrap() {
+                "skipped" => {
+                    skipped += 1;
+                    continue;
+                }
+                "version" => match Version::parse(s("input")) {
+                    Ok(version) => describe(&version),
+                    Err(_) => json!({ "error": true }),
+                },
+                "compare" => {
+                    let (a, b) = (Version::parse(s("left")), Version::parse(s("right")));
+                    ok_or_error(a.and_then(|a| b.map(|b| a.cmp(&b) as i8)))
+                }
+                "contains" => ok_or_error(
+                    SpecifierSet::parse(s("specifier")).map(|set| set.contains_text(s("version"), prereleases)),
+                ),
+                "filter" => {
+                    let items: Vec<&str> = v["input"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+                    ok_or_error(SpecifierSet::parse(s("specifier")).map(|set| set.filter_text(&items, prereleases)))
+                }
+                "specifier" if v["test"].as_str().unwrap().ends_with("detection") => {
+                    ok_or_error(Specifier::parse(s("input").trim()).map(|spec| spec.prereleases()))
+                }
+                "specifier" => ok_or_error(SpecifierSet::parse(s("input")).map(|set| set.prereleases())),
+                other => panic!("unknown kind {other}"),
+            };
+            checked += 1;
+            if ours != shape(&v["answer"]) {
+                failures.push(format!("{v}\n    upshift: {ours}"));
+            }
+        }
+        assert!(failures.is_empty(), "{} of {checked} vectors disagree:\n{}", failures.len(), failures.join("\n"));
+        assert_eq!(skipped, EXPECTED_SKIPS, "the number of skipped vectors changed");
+        eprintln!("packaging: {checked} vectors agree, {skipped} skipped");
     }
 }
