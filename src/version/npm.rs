@@ -594,3 +594,65 @@ mod tests {
         assert_eq!(Version::parse("v1.2.3-rc.1+build").unwrap().normalized(), "1.2.3-rc.1");
     }
 }
+
+/// node-semver's own test fixtures, answered by npm's `semver` itself
+/// (`tests/npm/generate`): every vector must agree.
+#[cfg(test)]
+mod oracle {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// `loose` mode, `inc`, truncation, intersections and `gtr`/`ltr`/`outside`
+    /// have no counterpart in upshift; each skipped vector names its reason.
+    const EXPECTED_SKIPS: usize = 607;
+
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/npm-semver.json")).expect("the fixture is JSON")
+    }
+
+    #[test]
+    fn agrees_with_npm_semver_on_every_vector() {
+        let fixture = fixture();
+        let (mut checked, mut skipped, mut failures) = (0, 0, Vec::new());
+        for v in fixture["vectors"].as_array().unwrap() {
+            let s = |key: &str| v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"));
+            let include = v["include_prerelease"].as_bool().unwrap_or(false);
+            let ours = match v["kind"].as_str().unwrap() {
+                "skipped" => {
+                    skipped += 1;
+                    continue;
+                }
+                "compare" => match (Version::parse(s("a")), Version::parse(s("b"))) {
+                    (Ok(a), Ok(b)) => json!(a.cmp(&b) as i8),
+                    (a, b) => json!(format!("{a:?} {b:?}")),
+                },
+                "satisfies" => json!(match (Set::parse(s("range"), include), Version::parse(s("version"))) {
+                    (Ok(set), Ok(version)) => set.test(&version, include),
+                    _ => false,
+                }),
+                "range_parse" => Set::parse(s("range"), include).map_or(Value::Null, |set| json!(set.format())),
+                "valid" => Version::parse(s("input")).map_or(Value::Null, |v| json!(v.normalized())),
+                "parse" => Version::parse(s("input")).map_or(Value::Null, |v| {
+                    let prerelease: Vec<Value> = v
+                        .prerelease
+                        .iter()
+                        .map(|id| match id {
+                            Identifier::Number(n) => json!(n),
+                            Identifier::Text(t) => json!(t),
+                        })
+                        .collect();
+                    json!({ "major": v.major, "minor": v.minor, "patch": v.patch, "prerelease": prerelease,
+                            "build": v.build, "version": v.normalized() })
+                }),
+                other => panic!("unknown kind {other}"),
+            };
+            checked += 1;
+            if ours != v["answer"] {
+                failures.push(format!("{v}\n    upshift: {ours}"));
+            }
+        }
+        assert!(failures.is_empty(), "{} of {checked} vectors disagree:\n{}", failures.len(), failures.join("\n"));
+        assert_eq!(skipped, EXPECTED_SKIPS, "the number of skipped vectors changed");
+        eprintln!("npm semver: {checked} vectors agree, {skipped} skipped");
+    }
+}
