@@ -65,11 +65,9 @@ pub(crate) fn resolve_target(
     let rendered = rendered.trim().to_owned();
     match spec.scheme.requirement(&rendered) {
         Ok(requirement) => Ok(Some((rendered, requirement))),
-        Err(reason) => Err(Diagnostic::error(format!(
-            "`target` renders to `{rendered}`, which is not a {} requirement: {reason}",
-            spec.scheme.title()
-        ))
-        .at(target.location.clone())),
+        Err(reason) => Err(Diagnostic::error(format!("`target` renders to `{rendered}`: {reason}"))
+            .at(target.location.clone())
+            .help(format!("the target must be a {} requirement", spec.scheme.title()))),
     }
 }
 
