@@ -167,7 +167,9 @@ namespace {
                 $provide = new Constraint($row[2], $row[3]);
                 $add('constraint_matches', "ConstraintTest::$provider", $name, [
                     'require' => constraint_json($require), 'provide' => constraint_json($provide),
-                    'answer' => ['forward' => $require->matches($provide), 'backward' => $provide->matches($require)],
+                    'answer' => ['forward' => $require->matches($provide), 'backward' => $provide->matches($require),
+                                 'intersect' => Intervals::haveIntersections($require, $provide),
+                                 'compact' => Intervals::compactConstraint($require)->matches(Intervals::compactConstraint($provide))],
                 ]);
             }
         }
@@ -200,7 +202,7 @@ namespace {
         foreach (provide($I, 'intervalsProvider') as $name => $row) {
             $input = $row[1];
             $add('intervals', 'IntervalsTest::intervalsProvider', $name, [
-                'input' => is_string($input) ? $input : constraint_json($input),
+                'input' => is_string($input) ? $input : ['object' => constraint_json($input)],
                 'answer' => answer(function () use ($parser, $input) {
                     $result = Intervals::get(is_string($input) ? $parser->parseConstraints($input) : $input);
                     array_walk_recursive($result, function (&$c) {
