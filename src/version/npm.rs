@@ -363,9 +363,12 @@ impl Set {
             if high.0 == comp || high.0 == ecomp {
                 return false;
             }
-            if (low.0.is_empty() || low.0 == comp) && short_or_equal(version, &low.1) {
-                return false;
-            } else if low.0 == ecomp && short(version, &low.1) {
+            let below_low = if low.0.is_empty() || low.0 == comp {
+                short_or_equal(version, &low.1)
+            } else {
+                low.0 == ecomp && short(version, &low.1)
+            };
+            if below_low {
                 return false;
             }
         }
