@@ -204,6 +204,9 @@ impl Planner<'_> {
                 step.status = Status::Skipped;
                 step.reason = Some("already up to date".to_owned());
             }
+            for check in plan.checks.iter_mut().filter(|c| c.status == "not-run") {
+                check.observed = "not run: already up to date".to_owned();
+            }
             plan.up_to_date = true;
             return Ok(plan);
         }

@@ -60,7 +60,8 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         }
         let more = version.candidates_total.saturating_sub(version.candidates.len());
         let more = if more > 0 { format!(" (+{more} older)") } else { String::new() };
-        let _ = writeln!(out, "  candidates   {}{more}", version.candidates.join(", "));
+        let candidates = if version.candidates.is_empty() { "none".to_owned() } else { version.candidates.join(", ") };
+        let _ = writeln!(out, "  candidates   {candidates}{more}");
         if version.up_to_date {
             let _ = writeln!(out, "  selected     {green}{} (up to date){reset}: {}", version.selected, version.reason);
         } else {

@@ -165,7 +165,7 @@ pub(crate) fn select(
     };
     let satisfied = req.is_none_or(|req| req.matches(&current));
     if satisfied && !available.is_empty() && !candidates.iter().any(|v| v.cmp_same(&current).is_gt()) {
-        let reason = format!("already up to date: no available version{within} is newer than {current}");
+        let reason = format!("no available version{within} is newer than {current}");
         let mut selection =
             finish(spec, current.clone(), current, "none", Vec::new(), requirement, reason, passed_over);
         selection.up_to_date = true;

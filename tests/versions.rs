@@ -207,7 +207,13 @@ fn up_to_date_is_not_an_error() {
     assert_eq!(json["steps"][0]["status"], "skipped");
     let text = sandbox.run(&["plan", "v.toml"]);
     text.code(0);
-    assert!(text.stdout.contains("selected     6.4 (up to date): already up to date"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("selected     6.4 (up to date): no available version that satisfies `^6` is newer than 6.4"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("candidates   none"), "{}", text.stdout);
     assert!(text.stdout.contains("Steps (nothing will run: already up to date)"), "{}", text.stdout);
     let run = sandbox.run(&["run", "v.toml"]);
     run.code(0);
