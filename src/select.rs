@@ -94,7 +94,7 @@ pub(crate) fn select(
             Err(why) => passed_over.push(why),
         }
     }
-    available.sort_by(|a, b| b.cmp_same(a));
+    let mut available = newest_first(available);
     available.dedup_by(|a, b| a.cmp_same(b).is_eq());
     let allow_major = spec.allow_major || args.allow_major;
     let allow_downgrade = spec.allow_downgrade || args.allow_downgrade;
@@ -195,6 +195,27 @@ pub(crate) fn select(
     };
     let change = current.change_to(&target);
     Ok(finish(spec, current, target, change, candidates, requirement, reason, passed_over))
+}
+
+/// A stable merge sort, newest first. Unlike `sort_by`, it cannot panic should a
+/// scheme's comparison (PHP's `version_compare` for Composer) ever fail to be a
+/// total order on some probe's output.
+fn newest_first(versions: Vec<Version>) -> Vec<Version> {
+    if versions.len() < 2 {
+        return versions;
+    }
+    let mut left = versions;
+    let right = left.split_off(left.len() / 2);
+    let (left, right) = (newest_first(left), newest_first(right));
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
+        let take_right = r.cmp_same(l).is_gt();
+        merged.extend(if take_right { right.next() } else { left.next() });
+    }
+    merged.extend(left);
+    merged.extend(right);
+    merged
 }
 
 #[allow(clippy::too_many_arguments)]
