@@ -20,7 +20,7 @@ use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 use crate::document;
 use crate::playbook::{
     Action, Bound, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Missing, Pattern,
-    Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, VersionSpec, WindowRule, WindowSpec,
+    Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, Target, VersionSpec, WindowRule, WindowSpec,
 };
 use crate::raw::{
     RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate, RawValue,
@@ -555,7 +555,7 @@ impl Checker {
                     self.push(
                         Diagnostic::error(format!("unknown version scheme `{}`", scheme.get_ref()))
                             .at(loc(source, scheme))
-                            .help("the schemes are `semver` and `composer`"),
+                            .help("the schemes are `semver`, `composer`, `pep440` and `npm`"),
                     );
                     return None;
                 }
@@ -563,15 +563,24 @@ impl Checker {
         };
         let current = self.probe(v.current.as_ref(), "current", source, &location);
         let available = self.probe(v.available.as_ref(), "available", source, &location);
-        let target = v.target.as_ref().and_then(|target| match scheme.requirement(target.get_ref()) {
-            Ok(req) => Some((target.get_ref().clone(), req)),
-            Err(reason) => {
-                self.push(
-                    Diagnostic::error(format!("`target` is not a {} requirement: {reason}", scheme_name(scheme)))
-                        .at(loc(source, target)),
-                );
+        let target = v.target.as_ref().and_then(|target| {
+            let location = loc(source, target);
+            let template = Template::new(target.get_ref(), Quoting::Plain, Some(location.clone()));
+            let requirement = if template.is_literal() {
+                match scheme.requirement(target.get_ref()) {
+                    Ok(requirement) => Some(requirement),
+                    Err(reason) => {
+                        self.push(
+                            Diagnostic::error(format!("`target` is not a {} requirement: {reason}", scheme.title()))
+                                .at(location),
+                        );
+                        return None;
+                    }
+                }
+            } else {
                 None
-            }
+            };
+            Some(Target { text: target.get_ref().clone(), location, template, requirement })
         });
         let mut matrix = Vec::new();
         for row in &v.matrix {
@@ -581,11 +590,8 @@ impl Checker {
                     matrix.push(MatrixRow { versions: r.versions.get_ref().clone(), requirement, set: r.set.clone() })
                 }
                 Err(reason) => self.push(
-                    Diagnostic::error(format!(
-                        "matrix `versions` is not a {} requirement: {reason}",
-                        scheme_name(scheme)
-                    ))
-                    .at(loc(source, &r.versions)),
+                    Diagnostic::error(format!("matrix `versions` is not a {} requirement: {reason}", scheme.title()))
+                        .at(loc(source, &r.versions)),
                 ),
             }
         }
@@ -658,6 +664,7 @@ impl Checker {
                 }
                 Extract::JsonPointer(pointer.get_ref().clone())
             }
+            (None, None) if what == "available" => Extract::Lines,
             (None, None) => Extract::Whole,
         };
         let cwd = p.cwd.as_ref().map(|c| Template::new(c.get_ref(), Quoting::Plain, Some(loc(source, c))));
@@ -677,6 +684,11 @@ impl Checker {
                 Probe::Value(template) => self.template(template, names),
                 Probe::List(_) => {}
             }
+        }
+        if let Some(target) = &version.target
+            && target.requirement.is_none()
+        {
+            self.template(&target.template, names);
         }
     }
 
@@ -1756,13 +1768,6 @@ fn owned_secret(secret: &Spanned<RawSecret>) -> Spanned<RawSecretOwned> {
 
 fn loc<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Location {
     Location::new(source, spanned.span())
-}
-
-fn scheme_name(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Semver => "semver",
-        Scheme::Composer => "Composer",
-    }
 }
 
 /// TOML values as JSON values (datetimes become strings).

@@ -94,6 +94,7 @@ fn selection_of(saved: &SavedSelection) -> Result<Selection, String> {
         passed_over: Vec::new(),
         requirements: saved.requirements.clone(),
         matrix_row: saved.matrix_row.clone(),
+        up_to_date: false,
     })
 }
 
@@ -199,6 +200,16 @@ pub(crate) fn run(
     };
     let plan = plan::plan(playbook, &plan_options, &executor).map_err(plan_failure)?;
     check_signal()?;
+    if plan.up_to_date {
+        // Nothing to do: no steps, no journal.
+        let version = plan.version.as_ref().map_or("", |v| v.current.as_str());
+        reporter.event(&Event::UpToDate {
+            playbook: &playbook.name,
+            environment: playbook.environment.as_deref(),
+            version,
+        });
+        return Ok(Exit::Success);
+    }
     let failed: Vec<String> = plan
         .checks
         .iter()

@@ -48,6 +48,12 @@ pub(crate) enum Event<'a> {
         level: &'static str,
         message: &'a str,
     },
+    /// `run` found the current version already selected: nothing ran.
+    UpToDate {
+        playbook: &'a str,
+        environment: Option<&'a str>,
+        version: &'a str,
+    },
     RunFinished {
         run_id: &'a str,
         outcome: &'a str,
@@ -180,6 +186,10 @@ impl Reporter for TextReporter {
             Event::Notice { level, message } => {
                 let style = if *level == "error" { RED } else { YELLOW };
                 self.line(level, message, style);
+            }
+            Event::UpToDate { playbook, environment, version } => {
+                let env = environment.map_or_else(String::new, |e| format!(" on `{e}`"));
+                self.line("Up to date", &format!("`{playbook}`{env} is already at {version}; nothing to run"), GREEN);
             }
             Event::RunFinished { outcome, left, .. } => {
                 if let Some(spinner) = self.spinner.take() {

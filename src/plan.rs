@@ -61,6 +61,8 @@ pub(crate) struct Plan {
     pub(crate) finally: Vec<PlannedStep>,
     /// False when a readiness check or a read-only step failed: `run` would stop (exit 3).
     pub(crate) ready: bool,
+    /// The current version is already the one to have: nothing will run.
+    pub(crate) up_to_date: bool,
     /// The version choice itself, for `run` to journal.
     #[serde(skip)]
     pub(crate) selection: Option<Selection>,
@@ -91,6 +93,8 @@ pub(crate) struct VersionPlan {
     pub(crate) requirements: IndexMap<String, String>,
     /// The `[[version.matrix]]` row the requirements came from.
     pub(crate) matrix_row: Option<String>,
+    /// No available version is newer and the current one satisfies the target.
+    pub(crate) up_to_date: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,11 +212,35 @@ fn interrupted() -> Result<(), PlanError> {
 
 impl Planner<'_> {
     fn plan(&self) -> Result<Plan, PlanError> {
-        let playbook = self.playbook;
-        let selection = match &playbook.version {
+        let selection = match &self.playbook.version {
             Some(spec) => Some(self.select(spec)?),
             None => None,
         };
+        if selection.as_ref().is_some_and(|s| s.up_to_date) {
+            // Nothing will run: nothing is executed to plan it either.
+            let quiet = PlanOptions { execute: false, execute_read_only: false, ..self.options.clone() };
+            let planner = Planner {
+                playbook: self.playbook,
+                executor: self.executor,
+                options: &quiet,
+                masker: self.masker.clone(),
+            };
+            let mut plan = planner.render(selection)?;
+            for step in plan.steps.iter_mut().chain(plan.finally.iter_mut()) {
+                step.status = Status::Skipped;
+                step.reason = Some("already up to date".to_owned());
+            }
+            for check in plan.checks.iter_mut().filter(|c| c.status == "not-run") {
+                check.observed = "not run: already up to date".to_owned();
+            }
+            plan.up_to_date = true;
+            return Ok(plan);
+        }
+        self.render(selection)
+    }
+
+    fn render(&self, selection: Option<Selection>) -> Result<Plan, PlanError> {
+        let playbook = self.playbook;
         let mut context = Context::new(playbook, selection.as_ref(), None, ("<run id>", "<run start>"));
         let mut ready = true;
 
@@ -266,6 +294,7 @@ impl Planner<'_> {
             steps,
             finally,
             ready,
+            up_to_date: false,
             selection,
         })
     }
@@ -278,10 +307,11 @@ impl Planner<'_> {
             command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120)))
                 .map_err(|e| e.to_string())
         };
+        let target = select::resolve_target(spec, &context).map_err(|d| PlanError::Invalid(vec![d]))?;
         let mut probe = |probe: &crate::playbook::Probe| {
             select::run_probe(probe, self.executor, &render, &spec_for).map_err(|why| self.masker.mask(&why))
         };
-        let selection = select::select(spec, &self.options.selection, &mut probe)
+        let selection = select::select(spec, target.as_ref(), &self.options.selection, &mut probe)
             .map_err(|error| PlanError::Version { message: error.message, usage: error.usage });
         interrupted()?;
         selection
@@ -744,6 +774,7 @@ fn version_plan(selection: &Selection) -> VersionPlan {
         passed_over: selection.passed_over.clone(),
         requirements: selection.requirements.clone(),
         matrix_row: selection.matrix_row.clone(),
+        up_to_date: selection.up_to_date,
     }
 }
 

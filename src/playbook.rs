@@ -82,11 +82,22 @@ pub(crate) struct VersionSpec {
     pub(crate) scheme: Scheme,
     pub(crate) current: Probe,
     pub(crate) available: Probe,
-    pub(crate) target: Option<(String, Requirement)>,
+    pub(crate) target: Option<Target>,
     pub(crate) allow_major: bool,
     pub(crate) allow_downgrade: bool,
     pub(crate) allow_prerelease: bool,
     pub(crate) matrix: Vec<MatrixRow>,
+}
+
+/// `version.target`: a requirement, parsed at validate time, or a template
+/// rendered with the vars at plan time and parsed then.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) text: String,
+    pub(crate) location: crate::diagnostic::Location,
+    pub(crate) template: Template,
+    /// The parsed requirement when `text` is not a template.
+    pub(crate) requirement: Option<Requirement>,
 }
 
 #[derive(Debug)]
@@ -108,7 +119,10 @@ pub(crate) enum Probe {
 pub(crate) enum Extract {
     Regex(Regex),
     JsonPointer(String),
+    /// The whole trimmed output (`current` without `regex`/`json`).
     Whole,
+    /// One version per non-empty line, trimmed (`available` without `regex`/`json`).
+    Lines,
 }
 
 /// A command: a shell string or an argv.

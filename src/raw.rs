@@ -84,7 +84,7 @@ pub(crate) struct RawSecret {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVersion {
-    /// `"semver"` or `"composer"` (Composer's order: `2.4.6 < 2.4.6-p1 < 2.4.7`).
+    /// `"semver"` (default), `"composer"`, `"pep440"` or `"npm"`: whose rules order and match versions.
     #[schemars(with = "Option<VersionScheme>")]
     pub(crate) scheme: Option<Spanned<String>>,
     /// How to read the installed version.
@@ -93,14 +93,14 @@ pub(crate) struct RawVersion {
     /// How to list the versions that can be installed.
     #[schemars(with = "Option<RawProbe>")]
     pub(crate) available: Option<Spanned<RawProbe>>,
-    /// The requirement the chosen version must satisfy (`"~2.4"`).
+    /// The requirement the chosen version must satisfy (`"~2.4"`); may be a template (`"{{ line }}"`).
     #[schemars(with = "Option<String>")]
     pub(crate) target: Option<Spanned<String>>,
     /// Allow a change of major version.
     pub(crate) allow_major: Option<bool>,
     /// Allow choosing a version older than the current one.
     pub(crate) allow_downgrade: Option<bool>,
-    /// Allow alpha, beta and RC versions.
+    /// Consider pre-releases (alpha, beta, RC, dev) as each scheme's library does when asked.
     pub(crate) allow_prerelease: Option<bool>,
     /// Requirement rows: the first whose `versions` matches the target is merged into `requirements`.
     #[serde(default)]
@@ -108,19 +108,24 @@ pub(crate) struct RawVersion {
     pub(crate) matrix: Vec<Spanned<RawMatrixRow>>,
 }
 
-/// The two version schemes.
+/// The version schemes.
 #[derive(JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(dead_code)]
 pub(crate) enum VersionScheme {
-    /// Semantic Versioning, as the `semver` crate reads it.
+    /// Semantic Versioning, as the `semver` crate reads it (plus two-part `6.4`).
     Semver,
-    /// Composer's version order, which Magento relies on.
+    /// Composer's order and constraints (composer/semver), which Magento relies on.
     Composer,
+    /// Python's PEP 440, as the `packaging` library orders and matches it.
+    Pep440,
+    /// npm's node-semver: `^`, `~`, x-ranges, hyphen ranges, `||`.
+    Npm,
 }
 
 /// A read-only source of one or more versions: a command (`run` or `exec`) with
-/// `regex` or `json`, or a literal `value` / `list`.
+/// `regex` or `json` (or neither: plain text, one version per line for
+/// `available`, the whole output for `current`), or a literal `value` / `list`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProbe {

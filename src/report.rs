@@ -60,8 +60,13 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         }
         let more = version.candidates_total.saturating_sub(version.candidates.len());
         let more = if more > 0 { format!(" (+{more} older)") } else { String::new() };
-        let _ = writeln!(out, "  candidates   {}{more}", version.candidates.join(", "));
-        let _ = writeln!(out, "  selected     {green}{}{reset}: {}", version.selected, version.reason);
+        let candidates = if version.candidates.is_empty() { "none".to_owned() } else { version.candidates.join(", ") };
+        let _ = writeln!(out, "  candidates   {candidates}{more}");
+        if version.up_to_date {
+            let _ = writeln!(out, "  selected     {green}{} (up to date){reset}: {}", version.selected, version.reason);
+        } else {
+            let _ = writeln!(out, "  selected     {green}{}{reset}: {}", version.selected, version.reason);
+        }
         let _ = writeln!(out, "  change       {}", version.change);
         for passed in &version.passed_over {
             let _ = writeln!(out, "  passed over  {passed}");
@@ -121,7 +126,11 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         }
     }
 
-    let _ = writeln!(out, "\n{bold}Steps{reset}");
+    if plan.up_to_date {
+        let _ = writeln!(out, "\n{bold}Steps{reset} (nothing will run: already up to date)");
+    } else {
+        let _ = writeln!(out, "\n{bold}Steps{reset}");
+    }
     steps(&mut out, &plan.steps, style);
     if !plan.finally.is_empty() {
         let _ = writeln!(out, "\n{bold}Finally{reset} (after success, and after a rollback)");
@@ -147,6 +156,9 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
             point.id
         );
     }
+    if plan.up_to_date {
+        let _ = writeln!(out, "{green}up to date{reset}: `run` would do nothing");
+    }
     if !plan.ready {
         let _ = writeln!(out, "{red}not ready{reset}: `run` would stop before changing anything");
     }
@@ -154,10 +166,7 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
 }
 
 fn scheme(scheme: crate::version::Scheme) -> &'static str {
-    match scheme {
-        crate::version::Scheme::Semver => "semver",
-        crate::version::Scheme::Composer => "composer",
-    }
+    scheme.name()
 }
 
 fn steps(out: &mut String, steps: &[PlannedStep], style: Style) {
@@ -291,7 +300,15 @@ pub(crate) fn markdown(plan: &Plan) -> String {
         count(Status::DecidedAtRunTime),
         plan.fingerprint
     );
-    if let Some(version) = &plan.version {
+    if let Some(version) = plan.version.as_ref().filter(|v| v.up_to_date) {
+        let _ = writeln!(
+            out,
+            "**Version** ({}): `{}` is up to date — {}; nothing will run\n",
+            scheme(version.scheme),
+            version.current,
+            version.reason
+        );
+    } else if let Some(version) = &plan.version {
         let _ = writeln!(
             out,
             "**Version** ({}): `{}` → **`{}`** ({} change) — {}\n",

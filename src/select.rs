@@ -8,26 +8,32 @@
 use indexmap::IndexMap;
 
 use crate::cli::SelectionArgs;
+use crate::diagnostic::Diagnostic;
 use crate::playbook::{Extract, Probe, VersionSpec};
 use crate::process::Executor;
-use crate::version::{Scheme, Version};
+use crate::template::RenderError;
+use crate::version::{Requirement, Scheme, Version};
 
 /// The outcome of version selection, as plan prints it and the journal keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
     pub(crate) scheme: Scheme,
     pub(crate) current: Version,
+    /// The chosen version; the current one when `up_to_date`.
     pub(crate) target: Version,
     pub(crate) change: &'static str,
     /// Versions that qualified, newest first.
     pub(crate) candidates: Vec<Version>,
     pub(crate) requirement: Option<String>,
     pub(crate) reason: String,
-    /// Versions left out and why (`3.0.0: a major upgrade`).
+    /// Versions left out and why (`3.0.0: a major upgrade`, `` `garbage` is not … ``).
     pub(crate) passed_over: Vec<String>,
     pub(crate) requirements: IndexMap<String, String>,
     /// The matrix row (`versions`) the requirements came from.
     pub(crate) matrix_row: Option<String>,
+    /// No available version is newer and the current one satisfies the target:
+    /// nothing to do.
+    pub(crate) up_to_date: bool,
 }
 
 /// Why no version could be chosen. `usage` errors are the operator's flags (exit 2);
@@ -45,8 +51,29 @@ fn fail(message: impl Into<String>) -> SelectError {
 /// Runs a probe: the versions it yields, as strings.
 pub(crate) type ProbeRunner<'a> = dyn FnMut(&Probe) -> Result<Vec<String>, String> + 'a;
 
+/// The target requirement: parsed at validate time, or rendered with `context`
+/// (the vars, as probes see them) and parsed now.
+pub(crate) fn resolve_target(
+    spec: &VersionSpec,
+    context: &minijinja::Value,
+) -> Result<Option<(String, Requirement)>, Diagnostic> {
+    let Some(target) = &spec.target else { return Ok(None) };
+    if let Some(requirement) = &target.requirement {
+        return Ok(Some((target.text.clone(), requirement.clone())));
+    }
+    let rendered = target.template.render(context).map_err(RenderError::into_diagnostic)?;
+    let rendered = rendered.trim().to_owned();
+    match spec.scheme.requirement(&rendered) {
+        Ok(requirement) => Ok(Some((rendered, requirement))),
+        Err(reason) => Err(Diagnostic::error(format!("`target` renders to `{rendered}`: {reason}"))
+            .at(target.location.clone())
+            .help(format!("the target must be a {} requirement", spec.scheme.title()))),
+    }
+}
+
 pub(crate) fn select(
     spec: &VersionSpec,
+    target: Option<&(String, Requirement)>,
     args: &SelectionArgs,
     probe: &mut ProbeRunner<'_>,
 ) -> Result<Selection, SelectError> {
@@ -58,12 +85,21 @@ pub(crate) fn select(
         scheme.version(current_text).map_err(|why| fail(format!("cannot read the current version: {why}")))?;
     let available_texts =
         probe(&spec.available).map_err(|why| fail(format!("cannot list the available versions: {why}")))?;
-    let mut available: Vec<Version> = available_texts.iter().filter_map(|text| scheme.version(text).ok()).collect();
-    available.sort_by(|a, b| b.cmp_same(a));
+    // A version that does not parse is passed over with its reason, never dropped silently.
+    let mut passed_over = Vec::new();
+    let mut available: Vec<Version> = Vec::new();
+    for text in &available_texts {
+        match scheme.version(text) {
+            Ok(version) => available.push(version),
+            Err(why) => passed_over.push(why),
+        }
+    }
+    let mut available = newest_first(available);
     available.dedup_by(|a, b| a.cmp_same(b).is_eq());
     let allow_major = spec.allow_major || args.allow_major;
     let allow_downgrade = spec.allow_downgrade || args.allow_downgrade;
-    let requirement = spec.target.as_ref().map(|(text, _)| text.clone());
+    let requirement = target.map(|(text, _)| text.clone());
+    let req = target.map(|(_, req)| req);
 
     if let Some(pinned) = &args.to {
         let wanted = scheme.version(pinned).map_err(|why| SelectError { message: why, usage: true })?;
@@ -77,7 +113,7 @@ pub(crate) fn select(
                 usage: true,
             });
         };
-        if let Some((text, req)) = &spec.target
+        if let Some((text, req)) = target
             && !req.matches(&found)
             && !args.force_version
         {
@@ -102,19 +138,18 @@ pub(crate) fn select(
         ));
     }
 
-    let mut passed_over = Vec::new();
+    let eligible = scheme.eligible(req, &available, spec.allow_prerelease);
+    let eligible_with_prereleases = scheme.eligible(req, &available, true);
     let mut candidates = Vec::new();
-    for version in &available {
-        if !version.is_stable() && !spec.allow_prerelease {
-            continue;
-        }
-        if let Some((_, req)) = &spec.target
-            && !req.matches(version)
-        {
-            continue;
-        }
+    for ((version, ok), ok_with_prereleases) in available.iter().zip(eligible).zip(eligible_with_prereleases) {
         let newer = version.cmp_same(&current).is_gt();
         let older = version.cmp_same(&current).is_lt();
+        if !ok {
+            if newer && ok_with_prereleases {
+                passed_over.push(format!("{version}: a pre-release (set `allow_prerelease` to consider it)"));
+            }
+            continue;
+        }
         if !(newer || allow_downgrade && older) {
             continue;
         }
@@ -124,15 +159,26 @@ pub(crate) fn select(
         }
         candidates.push(version.clone());
     }
+    let within = match &requirement {
+        Some(text) => format!(" that satisfies `{text}`"),
+        None => String::new(),
+    };
+    let satisfied = req.is_none_or(|req| req.matches(&current));
+    if satisfied && !available.is_empty() && !candidates.iter().any(|v| v.cmp_same(&current).is_gt()) {
+        let reason = format!("no available version{within} is newer than {current}");
+        let mut selection =
+            finish(spec, current.clone(), current, "none", Vec::new(), requirement, reason, passed_over);
+        selection.up_to_date = true;
+        return Ok(selection);
+    }
     let Some(target) = candidates.first().cloned() else {
-        let within = match &requirement {
-            Some(text) => format!(" that satisfies `{text}`"),
-            None => String::new(),
+        let mut message = if available.is_empty() {
+            format!("the available versions probe listed no {} versions", scheme.title())
+        } else if satisfied {
+            format!("no available version{within} is newer than the current {current}")
+        } else {
+            format!("the current {current} does not satisfy the target and no available version{within} qualifies")
         };
-        let mut message = format!("no available version{within} is newer than the current {current}");
-        if available.is_empty() {
-            message = format!("the available versions probe listed no {} versions", scheme_word(scheme));
-        }
         if !passed_over.is_empty() {
             message.push_str(&format!("; passed over: {}", passed_over.join("; ")));
         }
@@ -142,8 +188,34 @@ pub(crate) fn select(
         Some(text) => format!("the newest available version that satisfies `{text}` and is newer than {current}"),
         None => format!("the newest available version newer than {current}"),
     };
+    let reason = if target.cmp_same(&current).is_lt() {
+        format!("the newest available version that satisfies `{}` (a downgrade)", requirement.as_deref().unwrap_or("*"))
+    } else {
+        reason
+    };
     let change = current.change_to(&target);
     Ok(finish(spec, current, target, change, candidates, requirement, reason, passed_over))
+}
+
+/// A stable merge sort, newest first. Unlike `sort_by`, it cannot panic should a
+/// scheme's comparison (PHP's `version_compare` for Composer) ever fail to be a
+/// total order on some probe's output.
+fn newest_first(versions: Vec<Version>) -> Vec<Version> {
+    if versions.len() < 2 {
+        return versions;
+    }
+    let mut left = versions;
+    let right = left.split_off(left.len() / 2);
+    let (left, right) = (newest_first(left), newest_first(right));
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
+        let take_right = r.cmp_same(l).is_gt();
+        merged.extend(if take_right { right.next() } else { left.next() });
+    }
+    merged.extend(left);
+    merged.extend(right);
+    merged
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -171,6 +243,7 @@ fn finish(
         passed_over,
         requirements,
         matrix_row,
+        up_to_date: false,
     }
 }
 
@@ -184,17 +257,15 @@ fn refuse(current: &Version, to: &Version, allow_major: bool, allow_downgrade: b
     Ok(())
 }
 
-fn scheme_word(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Semver => "semver",
-        Scheme::Composer => "Composer",
-    }
-}
-
 /// Pulls versions out of a probe command's output.
 pub(crate) fn extract(extract: &Extract, stdout: &str) -> Result<Vec<String>, String> {
     match extract {
         Extract::Whole => Ok(vec![stdout.trim().to_owned()]),
+        Extract::Lines => {
+            let found: Vec<String> =
+                stdout.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect();
+            if found.is_empty() { Err(format!("the output lists no versions: {}", excerpt(stdout))) } else { Ok(found) }
+        }
         Extract::Regex(regex) => {
             let found: Vec<String> = regex
                 .captures_iter(stdout)
@@ -211,9 +282,14 @@ pub(crate) fn extract(extract: &Extract, stdout: &str) -> Result<Vec<String>, St
                 .map_err(|error| format!("the output is not JSON ({error}): {}", excerpt(stdout)))?;
             match value.pointer(pointer) {
                 Some(serde_json::Value::String(s)) => Ok(vec![s.clone()]),
-                Some(serde_json::Value::Array(items)) => {
-                    Ok(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
-                }
+                // Non-strings are kept as their JSON text, so they are passed over with a reason.
+                Some(serde_json::Value::Array(items)) => Ok(items
+                    .iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()),
                 Some(other) => Err(format!("`{pointer}` holds {other}, not a version or a list of versions")),
                 None => Err(format!("the output has no `{pointer}`")),
             }
@@ -277,7 +353,15 @@ mod tests {
             scheme,
             current: Probe::List(vec!["2.4.6-p3".into()]),
             available: Probe::List(available.iter().map(|s| s.to_string()).collect()),
-            target: Some((target.to_owned(), scheme.requirement(target).unwrap())),
+            target: Some(crate::playbook::Target {
+                text: target.to_owned(),
+                location: crate::diagnostic::Location::new(
+                    &crate::diagnostic::Source::new(std::path::Path::new("p.toml"), String::new()),
+                    0..0,
+                ),
+                template: crate::template::Template::new(target, crate::template::Quoting::Plain, None),
+                requirement: Some(scheme.requirement(target).unwrap()),
+            }),
             allow_major: false,
             allow_downgrade: false,
             allow_prerelease: false,
@@ -290,7 +374,8 @@ mod tests {
     }
 
     fn run(spec: &VersionSpec, args: &SelectionArgs) -> Result<Selection, SelectError> {
-        select(spec, args, &mut |probe| match probe {
+        let target = spec.target.as_ref().map(|t| (t.text.clone(), t.requirement.clone().unwrap()));
+        select(spec, target.as_ref(), args, &mut |probe| match probe {
             Probe::List(list) => Ok(list.clone()),
             _ => Err("unexpected".into()),
         })

@@ -1,9 +1,21 @@
 <?php
 // Regenerates tests/fixtures/composer-semver.json with Composer's own
-// composer/semver library (Debian's php-composer-semver): how Composer orders
-// real Magento versions, which requirements they satisfy, and which strings
-// it rejects. upshift's `composer` scheme must agree with every row.
-require '/usr/share/php/Composer/Semver/autoload.php';
+// composer/semver library (run by tests/composer/generate with a checkout of
+// composer/semver): how Composer orders real Magento versions, which
+// requirements they satisfy, which strings it rejects, and the answer of the
+// library to every vector of its own test suite's data providers.
+// upshift's `composer` scheme must agree with every row.
+[$self, $checkout, $release] = $argv;
+spl_autoload_register(function ($class) use ($checkout) {
+    $prefix = 'Composer\\Semver\\';
+    if (strpos($class, $prefix) === 0) {
+        $file = $checkout . '/src/' . str_replace('\\', '/', substr($class, strlen($prefix))) . '.php';
+        if (is_file($file)) {
+            require $file;
+        }
+    }
+});
+require __DIR__ . '/suite.php';
 
 use Composer\Semver\Comparator;
 use Composer\Semver\Semver;
@@ -70,7 +82,9 @@ foreach (['2.4.7-p1.*', '2.4.3-ext-7', '>=two', '~', '2.4.6 ||| 2.4.7'] as $r) {
 }
 
 $out = [
-    'generated_by' => 'tests/composer/generate: composer/semver from Debian php-composer-semver, PHP ' . PHP_VERSION,
+    'generated_by' => 'tests/composer/generate: composer/semver ' . $release . ' (its src/ and tests/), PHP ' . PHP_VERSION,
+    'library' => 'composer/semver ' . $release,
+    'suite' => suite_vectors($checkout),
     'sorted' => $sorted,
     'comparisons' => $comparisons,
     'satisfies' => $satisfies,
