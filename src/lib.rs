@@ -25,6 +25,7 @@ mod report;
 mod schema;
 mod secrets;
 mod select;
+mod shell;
 mod status;
 mod template;
 mod version;

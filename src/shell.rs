@@ -1,0 +1,1218 @@
+//! The shell, as far as quoting needs it: a small lexer for POSIX `sh` (and
+//! the bash, zsh and ksh additions that change quoting) that says, for each
+//! interpolated value in a script, which context it lands in (a bare word,
+//! `"…"`, `'…'`, `$'…'`, a here-document body, a comment, or a place where no
+//! quoting is safe), and the quoting that keeps a value data in each context.
+//!
+//! Values are *holes*: byte ranges of the script the lexer never reads (their
+//! text may be anything), each standing for one value that will be spliced in,
+//! quoted for its context, as one part of a word. The module is pure: it
+//! neither renders templates nor runs anything, and it knows nothing of
+//! playbooks.
+
+use std::ops::Range;
+
+/// The family of shell a script is written for: it decides how the script is
+/// read (`$'…'`, arrays, arithmetic tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// POSIX `sh`, `dash`, `ash`, `posh`, `yash`.
+    Posix,
+    /// GNU bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// The Korn shells (`ksh`, `ksh93`, `mksh`, `pdksh`, `oksh`, `lksh`).
+    Ksh,
+    /// Anything else (`fish`, `python3`, `pwsh`, …): no quoting is known.
+    Other,
+}
+
+impl Dialect {
+    /// The dialect of a shell named by program (`bash`, `/bin/sh`, `zsh`).
+    pub(crate) fn of(shell: &str) -> Dialect {
+        match shell.rsplit('/').next().unwrap_or(shell) {
+            "sh" | "dash" | "ash" | "posh" | "yash" => Dialect::Posix,
+            "bash" => Dialect::Bash,
+            "zsh" => Dialect::Zsh,
+            "ksh" | "ksh93" | "mksh" | "pdksh" | "oksh" | "lksh" => Dialect::Ksh,
+            _ => Dialect::Other,
+        }
+    }
+
+    /// Does this shell read `$'…'` as ANSI-C quoting, everywhere it is installed?
+    fn ansi_c(self) -> bool {
+        matches!(self, Dialect::Bash | Dialect::Zsh | Dialect::Ksh)
+    }
+
+    /// Does this shell have arrays (whose subscripts are arithmetic)?
+    fn arrays(self) -> bool {
+        matches!(self, Dialect::Bash | Dialect::Zsh | Dialect::Ksh)
+    }
+}
+
+/// Where a value lands in a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// Part of an unquoted word: a command's name or argument, an assignment,
+    /// a redirection target, a `case` pattern, a here-string.
+    Word,
+    /// Inside `"…"`.
+    DoubleQuoted,
+    /// Inside `'…'`.
+    SingleQuoted,
+    /// Inside `$'…'` (bash, zsh, ksh).
+    AnsiC,
+    /// In the body of the here-document `heredoc` (an index into
+    /// [`Lexed::heredocs`]); `expands` unless its delimiter was quoted.
+    Heredoc { expands: bool, heredoc: usize },
+    /// In a comment: inert, unless a newline ends it.
+    Comment,
+    /// Somewhere no quoting is safe.
+    Unsafe(Unsafe),
+}
+
+/// Places where no quoting keeps a value data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unsafe {
+    /// Inside `` `…` ``: the shell unescapes the text before it parses it.
+    Backticks,
+    /// Inside `$((…))`, `((…))`, `$[…]` or `let`: arithmetic evaluates text as code.
+    Arithmetic,
+    /// An operand of `[[ … -eq … ]]` (or ksh's `test -eq`): evaluated as arithmetic.
+    ArithmeticTest,
+    /// An array subscript in an assignment: arithmetic.
+    Subscript,
+    /// Inside `${…}`: every shell reads quotes there its own way.
+    Parameter,
+    /// In a here-document's delimiter word.
+    HeredocDelimiter,
+    /// Inside `$"…"`: the text is looked up in a translation catalog.
+    Locale,
+    /// Inside `$'…'` for a plain `sh`, which may or may not read it as bash does.
+    AnsiCInSh,
+    /// Right after an unquoted `\`, which would escape the value's first character.
+    AfterBackslash,
+    /// Right after a `$`.
+    AfterDollar,
+    /// Right after `$NAME`, which the value would extend.
+    GluedToName(String),
+    /// A script this lexer could not follow to the value.
+    Unparsed,
+    /// A shell whose quoting upshift does not know.
+    UnknownShell,
+}
+
+impl Unsafe {
+    /// Where the value is, after "cannot be quoted".
+    pub(crate) fn place(&self) -> String {
+        match self {
+            Unsafe::Backticks => "inside backticks".to_owned(),
+            Unsafe::Arithmetic => "in arithmetic (`$((…))`, `((…))`, `let`)".to_owned(),
+            Unsafe::ArithmeticTest => "as an operand of an arithmetic test (`-eq`, `-lt`, …)".to_owned(),
+            Unsafe::Subscript => "in an array subscript".to_owned(),
+            Unsafe::Parameter => "inside a parameter expansion `${…}`".to_owned(),
+            Unsafe::HeredocDelimiter => "in a here-document's delimiter".to_owned(),
+            Unsafe::Locale => "inside a translated string `$\"…\"`".to_owned(),
+            Unsafe::AnsiCInSh => "inside `$'…'`, which `sh` does not read the same everywhere".to_owned(),
+            Unsafe::AfterBackslash => "right after a `\\`".to_owned(),
+            Unsafe::AfterDollar => "right after a `$`".to_owned(),
+            Unsafe::GluedToName(name) => format!("right after `${name}`"),
+            Unsafe::Unparsed => "where upshift cannot tell how the shell reads it".to_owned(),
+            Unsafe::UnknownShell => "for a shell upshift does not know".to_owned(),
+        }
+    }
+
+    /// What to write instead.
+    pub(crate) fn help(&self) -> String {
+        match self {
+            Unsafe::Backticks => "write `$(…)` instead of backticks: values inside it are quoted".to_owned(),
+            Unsafe::Arithmetic | Unsafe::ArithmeticTest | Unsafe::Subscript => {
+                "arithmetic evaluates text as code: assign the value to a shell variable and check that it is a \
+                 number first, or write `| safe` if the text is yours"
+                    .to_owned()
+            }
+            Unsafe::Parameter => "assign the value to a shell variable first: `d={{ x }}; echo \"${v:-$d}\"`".to_owned(),
+            Unsafe::HeredocDelimiter => "write the delimiter literally (`<<'EOF'`); values belong in the body".to_owned(),
+            Unsafe::Locale => "write `\"…\"` instead".to_owned(),
+            Unsafe::AnsiCInSh => "write `'…'` or `\"…\"` instead, or set `shell = \"bash\"`".to_owned(),
+            Unsafe::AfterBackslash => "remove the `\\`: the value is quoted for you".to_owned(),
+            Unsafe::AfterDollar => "write `\\$` for a literal `$` before the value".to_owned(),
+            Unsafe::GluedToName(name) => format!("write `${{{name}}}`, so the value cannot extend the name"),
+            Unsafe::Unparsed => "write `| safe` if the text is yours, or simplify the command".to_owned(),
+            Unsafe::UnknownShell => {
+                "use `sh`, `bash`, `zsh` or `ksh`, or write `| safe` and quote the value yourself".to_owned()
+            }
+        }
+    }
+}
+
+/// A here-document found in a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Heredoc {
+    /// Its body: the lines between the operator's line and the delimiter line.
+    pub(crate) body: Range<usize>,
+    /// The delimiter, after quote removal.
+    pub(crate) delimiter: String,
+    /// `<<-`: leading tabs are stripped from each line.
+    pub(crate) strip_tabs: bool,
+}
+
+impl Heredoc {
+    /// Would this line end the here-document?
+    pub(crate) fn ends_at(&self, line: &str) -> bool {
+        let line = if self.strip_tabs { line.trim_start_matches('\t') } else { line };
+        line == self.delimiter
+    }
+}
+
+/// What the lexer found: one context per hole, and the here-documents.
+#[derive(Debug)]
+pub(crate) struct Lexed {
+    pub(crate) contexts: Vec<Context>,
+    pub(crate) heredocs: Vec<Heredoc>,
+}
+
+/// Reads `script` in `dialect` and says where each hole lands. Holes are
+/// sorted, disjoint byte ranges of `script`; their text is never read.
+pub(crate) fn lex(script: &str, holes: &[Range<usize>], dialect: Dialect) -> Lexed {
+    debug_assert!(holes.windows(2).all(|w| w[0].end <= w[1].start), "holes are sorted and disjoint");
+    let mut lexer = Lexer {
+        text: script.as_bytes(),
+        end: script.len(),
+        holes,
+        dialect,
+        contexts: vec![None; holes.len()],
+        heredocs: Vec::new(),
+    };
+    lexer.command(0, Close::End, &None);
+    let contexts = lexer.contexts.into_iter().map(|c| c.unwrap_or(Context::Unsafe(Unsafe::Unparsed))).collect();
+    Lexed { contexts, heredocs: lexer.heredocs }
+}
+
+/// Why a value cannot be written where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The place has no safe quoting.
+    Unsafe(Unsafe),
+    /// A comment holds the value, and the value has a newline.
+    NewlineInComment,
+}
+
+/// The value as text that, written at its place, the shell reads back as
+/// exactly `value`. `before` and `after` are the script's bytes around the
+/// hole (a bare word must not become a redirection such as `2>`, nor a
+/// `~user` expansion).
+pub(crate) fn quote(value: &str, context: &Context, before: Option<u8>, after: Option<u8>) -> Result<String, Refused> {
+    Ok(match context {
+        Context::Word => {
+            let digits_before_redirect = value.bytes().all(|b| b.is_ascii_digit()) && matches!(after, Some(b'<' | b'>'));
+            if is_bare(value) && !digits_before_redirect && before != Some(b'~') {
+                value.to_owned()
+            } else {
+                single_quote(value)
+            }
+        }
+        Context::DoubleQuoted => escape(value, b"\\\"$`"),
+        Context::SingleQuoted => value.replace('\'', "'\\''"),
+        Context::AnsiC => escape(value, b"\\'"),
+        Context::Heredoc { expands: true, .. } => escape(value, b"\\$`"),
+        Context::Heredoc { expands: false, .. } => value.to_owned(),
+        Context::Comment if value.contains('\n') => return Err(Refused::NewlineInComment),
+        Context::Comment => value.to_owned(),
+        Context::Unsafe(why) => return Err(Refused::Unsafe(why.clone())),
+    })
+}
+
+/// `value` as one single-quoted shell word.
+pub(crate) fn single_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// Can `value` stand as a word with no quotes at all?
+fn is_bare(value: &str) -> bool {
+    const RESERVED: [&str; 16] = [
+        "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "function",
+        "select", "time",
+    ];
+    !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./,:@+".contains(&b))
+        && !RESERVED.contains(&value)
+}
+
+/// `value` with a backslash before each byte of `special`.
+fn escape(value: &str, special: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if c.is_ascii() && special.contains(&(c as u8)) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The argument of an argv that a shell runs as a script (`sh -c SCRIPT`,
+/// `bash -euc SCRIPT`, `env LC_ALL=C bash -c SCRIPT`), and the shell's dialect.
+pub(crate) fn script_in_argv(argv: &[&str]) -> Option<(usize, Dialect)> {
+    let mut i = 0;
+    if argv.first().is_some_and(|p| p.rsplit('/').next() == Some("env")) {
+        i = 1;
+        while let Some(arg) = argv.get(i) {
+            let assignment = arg.find('=').is_some_and(|n| n > 0 && !arg.starts_with('-'));
+            if assignment || ["-i", "-", "--ignore-environment"].contains(arg) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    let program = argv.get(i)?;
+    let dialect = Dialect::of(program);
+    if dialect == Dialect::Other || program.contains('{') {
+        return None;
+    }
+    i += 1;
+    let mut command = false;
+    while let Some(arg) = argv.get(i) {
+        if *arg == "--" {
+            i += 1;
+            break;
+        }
+        let option = (arg.starts_with('-') || arg.starts_with('+')) && arg.len() > 1;
+        if !option {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            i += if ["rcfile", "init-file"].contains(&long) { 2 } else { 1 };
+            continue;
+        }
+        let flags = &arg[1..];
+        command |= arg.starts_with('-') && flags.contains('c');
+        i += if flags.ends_with('o') || flags.ends_with('O') { 2 } else { 1 };
+    }
+    (command && i < argv.len()).then_some((i, dialect))
+}
+
+/// What ends a list of commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// The end of the text.
+    End,
+    /// A `)` (command and process substitutions, subshells).
+    Paren,
+}
+
+/// After a `$`: which constructs are read there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Unquoted: `$'…'` and `$"…"` are quotes.
+    Word,
+    /// Inside `"…"` or a here-document body.
+    Quoted,
+}
+
+/// The end of an arithmetic expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    Parens,
+    Bracket,
+}
+
+/// Where a `case` command is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// The word after `case`.
+    Subject,
+    /// Waiting for `in`.
+    In,
+    /// Reading a pattern list up to `)`; `first` until a word was read.
+    Pattern { first: bool },
+    /// Reading the commands of an item.
+    Body,
+}
+
+/// An open `[[ … ]]` (or ksh's `test`/`[`).
+#[derive(Debug, Default)]
+struct Test {
+    /// `[[`: ends at `]]`, not at the end of the command.
+    double: bool,
+    /// An arithmetic operator (`-eq`, …) was seen.
+    arith: bool,
+    /// Holes among its operands.
+    holes: Vec<usize>,
+}
+
+/// A here-document whose body starts after the next newline.
+#[derive(Debug)]
+struct Pending {
+    delimiter: String,
+    strip_tabs: bool,
+    expands: bool,
+}
+
+/// The state of one list of commands.
+#[derive(Debug)]
+struct Words {
+    /// Inside a word.
+    in_word: bool,
+    /// The word so far is literal text (no quotes, expansions or holes).
+    plain: bool,
+    /// The word's literal text before its first quote, expansion or hole.
+    lead: Vec<u8>,
+    /// The next word is in command position (reserved words count there).
+    start: bool,
+    case: Vec<Case>,
+    test: Option<Test>,
+    /// Inside `let`'s arguments.
+    arith: bool,
+    pending: Vec<Pending>,
+}
+
+impl Words {
+    fn new() -> Words {
+        Words {
+            in_word: false,
+            plain: true,
+            lead: Vec::new(),
+            start: true,
+            case: Vec::new(),
+            test: None,
+            arith: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// A literal byte of the word.
+    fn push(&mut self, byte: u8) {
+        if !self.in_word {
+            self.in_word = true;
+        }
+        if self.plain {
+            self.lead.push(byte);
+        }
+    }
+
+    /// A quote, expansion or hole in the word.
+    fn mark(&mut self) {
+        self.in_word = true;
+        self.plain = false;
+    }
+}
+
+/// Keywords after which the next word is again in command position.
+const KEEP_START: [&str; 10] = ["if", "then", "else", "elif", "while", "until", "do", "!", "{", "time"];
+/// Operators that make a test arithmetic.
+const ARITH_OPS: [&str; 6] = ["-eq", "-ne", "-lt", "-le", "-gt", "-ge"];
+
+struct Lexer<'a> {
+    text: &'a [u8],
+    /// Where reading stops (the end of a here-document body while it is read).
+    end: usize,
+    holes: &'a [Range<usize>],
+    dialect: Dialect,
+    contexts: Vec<Option<Context>>,
+    heredocs: Vec<Heredoc>,
+}
+
+impl Lexer<'_> {
+    /// The hole starting at `pos`, if any.
+    fn hole(&self, pos: usize) -> Option<usize> {
+        if pos >= self.end {
+            return None;
+        }
+        self.holes.binary_search_by_key(&pos, |h| h.start).ok()
+    }
+
+    /// The byte at `pos`, unless it is the end or the start of a hole.
+    fn at(&self, pos: usize) -> Option<u8> {
+        (pos < self.end && self.hole(pos).is_none()).then(|| self.text[pos])
+    }
+
+    /// Records a hole's context (an enclosing unsafe place wins); returns its end.
+    fn record(&mut self, hole: usize, context: Context, outer: &Option<Unsafe>) -> usize {
+        let context = match outer {
+            Some(why) => Context::Unsafe(why.clone()),
+            None => context,
+        };
+        if self.contexts[hole].is_none() {
+            self.contexts[hole] = Some(context);
+        }
+        self.holes[hole].end
+    }
+
+    /// A list of commands from `pos`; returns the position after its end.
+    fn command(&mut self, mut pos: usize, close: Close, outer: &Option<Unsafe>) -> usize {
+        let mut w = Words::new();
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                let context = if w.arith {
+                    Context::Unsafe(Unsafe::Arithmetic)
+                } else if w.start && w.plain && self.dialect.arrays() && open_subscript(&w.lead) {
+                    Context::Unsafe(Unsafe::Subscript)
+                } else {
+                    Context::Word
+                };
+                if let Some(test) = &mut w.test {
+                    test.holes.push(hole);
+                }
+                pos = self.record(hole, context, outer);
+                w.mark();
+                continue;
+            }
+            let byte = self.text[pos];
+            match byte {
+                b' ' | b'\t' => {
+                    self.end_word(&mut w);
+                    pos += 1;
+                }
+                b'\n' => {
+                    self.end_word(&mut w);
+                    self.boundary(&mut w);
+                    pos += 1;
+                    if !w.pending.is_empty() {
+                        let pending = std::mem::take(&mut w.pending);
+                        pos = self.bodies(pos, pending, outer);
+                    }
+                }
+                b'#' if !w.in_word => {
+                    while pos < self.end {
+                        if let Some(hole) = self.hole(pos) {
+                            pos = self.record(hole, Context::Comment, outer);
+                        } else if self.text[pos] == b'\n' {
+                            break;
+                        } else {
+                            pos += 1;
+                        }
+                    }
+                }
+                b'\\' => {
+                    if let Some(hole) = self.hole(pos + 1) {
+                        pos = self.record(hole, Context::Unsafe(Unsafe::AfterBackslash), outer);
+                        w.mark();
+                    } else if self.at(pos + 1) == Some(b'\n') {
+                        pos += 2;
+                    } else {
+                        w.mark();
+                        pos += 2;
+                    }
+                }
+                b'\'' => {
+                    w.mark();
+                    pos = self.single_quoted(pos + 1, outer);
+                }
+                b'"' => {
+                    w.mark();
+                    pos = self.double_quoted(pos + 1, false, outer);
+                }
+                b'`' => {
+                    w.mark();
+                    pos = self.backticks(pos + 1, outer);
+                }
+                b'$' => {
+                    w.mark();
+                    pos = self.dollar(pos, Place::Word, outer);
+                }
+                b'(' => {
+                    if w.test.as_ref().is_some_and(|t| t.double) {
+                        self.end_word(&mut w);
+                        pos += 1;
+                    } else if matches!(w.case.last(), Some(Case::Pattern { first: true })) && !w.in_word {
+                        pos += 1;
+                    } else if !w.in_word && w.start && self.at(pos + 1) == Some(b'(') {
+                        pos = self.arith(pos + 2, Closer::Parens, outer);
+                        w.start = false;
+                    } else if w.in_word {
+                        // `a=(…)`, `@(…)`, `f()`: words inside, part of this word.
+                        pos = self.command(pos + 1, Close::Paren, outer);
+                        w.mark();
+                    } else {
+                        pos = self.command(pos + 1, Close::Paren, outer);
+                        w.start = true;
+                    }
+                }
+                b')' => {
+                    self.end_word(&mut w);
+                    if w.test.as_ref().is_some_and(|t| t.double) {
+                        pos += 1;
+                    } else if let Some(case @ Case::Pattern { .. }) = w.case.last_mut() {
+                        *case = Case::Body;
+                        w.start = true;
+                        pos += 1;
+                    } else if close == Close::Paren {
+                        self.finish(&mut w);
+                        return pos + 1;
+                    } else {
+                        pos += 1;
+                    }
+                }
+                b';' => {
+                    self.end_word(&mut w);
+                    let next = self.at(pos + 1);
+                    if next == Some(b';') {
+                        pos += 2;
+                        if self.at(pos) == Some(b'&') {
+                            pos += 1;
+                        }
+                        next_item(&mut w);
+                    } else if next == Some(b'&') || (next == Some(b'|') && self.dialect == Dialect::Zsh) {
+                        pos += 2;
+                        next_item(&mut w);
+                    } else {
+                        pos += 1;
+                    }
+                    self.boundary(&mut w);
+                }
+                b'|' if matches!(w.case.last(), Some(Case::Pattern { .. })) => {
+                    self.end_word(&mut w);
+                    pos += 1;
+                }
+                b'&' | b'|' => {
+                    self.end_word(&mut w);
+                    let next = self.at(pos + 1);
+                    if byte == b'&' && next == Some(b'>') {
+                        pos += 2;
+                        continue;
+                    }
+                    pos += 1;
+                    if next == Some(byte) || (byte == b'|' && next == Some(b'&')) {
+                        pos += 1;
+                    }
+                    self.boundary(&mut w);
+                }
+                b'<' | b'>' => {
+                    self.end_word(&mut w);
+                    let next = self.at(pos + 1);
+                    if byte == b'<' && next == Some(b'<') {
+                        if self.at(pos + 2) == Some(b'<') {
+                            pos += 3;
+                        } else {
+                            let strip_tabs = self.at(pos + 2) == Some(b'-');
+                            pos = self.heredoc_word(pos + 2 + usize::from(strip_tabs), strip_tabs, &mut w, outer);
+                        }
+                    } else if next == Some(b'(') {
+                        pos = self.command(pos + 2, Close::Paren, outer);
+                    } else {
+                        pos += 1;
+                    }
+                }
+                other => {
+                    w.push(other);
+                    pos += 1;
+                }
+            }
+        }
+        self.finish(&mut w);
+        pos
+    }
+
+    /// The end of a list of commands: the last word and any open test.
+    fn finish(&mut self, w: &mut Words) {
+        self.end_word(w);
+        if let Some(test) = w.test.take() {
+            self.finish_test(test);
+        }
+    }
+
+    /// `;`, `&`, `|`, a newline: the next word is a command again.
+    fn boundary(&mut self, w: &mut Words) {
+        if w.test.as_ref().is_some_and(|t| t.double) {
+            return;
+        }
+        if let Some(test) = w.test.take() {
+            self.finish_test(test);
+        }
+        w.arith = false;
+        w.start = true;
+    }
+
+    fn finish_test(&mut self, test: Test) {
+        if !test.arith {
+            return;
+        }
+        for hole in test.holes {
+            if self.contexts[hole] == Some(Context::Word) {
+                self.contexts[hole] = Some(Context::Unsafe(Unsafe::ArithmeticTest));
+            }
+        }
+    }
+
+    /// A word ended: reserved words move `case`, `[[` and `let` along.
+    fn end_word(&mut self, w: &mut Words) {
+        if !w.in_word {
+            return;
+        }
+        w.in_word = false;
+        let lead = std::mem::take(&mut w.lead);
+        let plain = std::mem::replace(&mut w.plain, true);
+        let word = if plain { std::str::from_utf8(&lead).ok() } else { None };
+        if let Some(test) = &mut w.test {
+            if test.double && word == Some("]]") {
+                if let Some(test) = w.test.take() {
+                    self.finish_test(test);
+                }
+                w.start = false;
+            } else if word.is_some_and(|op| ARITH_OPS.contains(&op)) {
+                test.arith = true;
+            }
+            return;
+        }
+        match w.case.last_mut() {
+            Some(case @ Case::Subject) => {
+                *case = Case::In;
+                return;
+            }
+            Some(case @ Case::In) => {
+                if word == Some("in") {
+                    *case = Case::Pattern { first: true };
+                }
+                return;
+            }
+            Some(Case::Pattern { first }) => {
+                if *first && word == Some("esac") {
+                    w.case.pop();
+                    w.start = false;
+                } else {
+                    *first = false;
+                }
+                return;
+            }
+            _ => {}
+        }
+        if !w.start {
+            return;
+        }
+        match word {
+            Some("case") => {
+                w.case.push(Case::Subject);
+                w.start = false;
+            }
+            Some("esac") if w.case.last() == Some(&Case::Body) => {
+                w.case.pop();
+                w.start = false;
+            }
+            Some("[[") => {
+                w.test = Some(Test { double: true, ..Test::default() });
+                w.start = false;
+            }
+            Some("[" | "test") if self.dialect == Dialect::Ksh => {
+                w.test = Some(Test::default());
+                w.start = false;
+            }
+            Some("let") => {
+                w.arith = true;
+                w.start = false;
+            }
+            Some(keyword) if KEEP_START.contains(&keyword) => {}
+            _ if is_assignment(&lead) => {}
+            _ => w.start = false,
+        }
+    }
+
+    /// The delimiter word after `<<` or `<<-`.
+    fn heredoc_word(&mut self, mut pos: usize, strip_tabs: bool, w: &mut Words, outer: &Option<Unsafe>) -> usize {
+        while matches!(self.at(pos), Some(b' ' | b'\t')) {
+            pos += 1;
+        }
+        let mut delimiter = Vec::new();
+        let mut quoted = false;
+        let refuse = Context::Unsafe(Unsafe::HeredocDelimiter);
+        let mut has_hole = false;
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, refuse.clone(), outer);
+                has_hole = true;
+                continue;
+            }
+            match self.text[pos] {
+                b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
+                b'\'' => {
+                    quoted = true;
+                    pos += 1;
+                    while pos < self.end {
+                        if let Some(hole) = self.hole(pos) {
+                            pos = self.record(hole, refuse.clone(), outer);
+                            has_hole = true;
+                        } else if self.text[pos] == b'\'' {
+                            pos += 1;
+                            break;
+                        } else {
+                            delimiter.push(self.text[pos]);
+                            pos += 1;
+                        }
+                    }
+                }
+                b'"' => {
+                    quoted = true;
+                    pos += 1;
+                    while pos < self.end {
+                        if let Some(hole) = self.hole(pos) {
+                            pos = self.record(hole, refuse.clone(), outer);
+                            has_hole = true;
+                        } else if self.text[pos] == b'"' {
+                            pos += 1;
+                            break;
+                        } else if self.text[pos] == b'\\'
+                            && matches!(self.at(pos + 1), Some(b'\\' | b'"' | b'$' | b'`'))
+                        {
+                            delimiter.push(self.text[pos + 1]);
+                            pos += 2;
+                        } else {
+                            delimiter.push(self.text[pos]);
+                            pos += 1;
+                        }
+                    }
+                }
+                b'\\' => {
+                    quoted = true;
+                    if let Some(byte) = self.at(pos + 1) {
+                        delimiter.push(byte);
+                    }
+                    pos += 2;
+                }
+                byte => {
+                    delimiter.push(byte);
+                    pos += 1;
+                }
+            }
+        }
+        if !has_hole && !delimiter.is_empty() {
+            w.pending.push(Pending {
+                delimiter: String::from_utf8_lossy(&delimiter).into_owned(),
+                strip_tabs,
+                expands: !quoted,
+            });
+        }
+        pos.min(self.end)
+    }
+
+    /// The bodies of the pending here-documents, from `pos` (after a newline).
+    fn bodies(&mut self, mut pos: usize, pending: Vec<Pending>, outer: &Option<Unsafe>) -> usize {
+        for here in pending {
+            let start = pos;
+            let mut body_end = self.end;
+            let mut next = self.end;
+            let mut line = pos;
+            while line < self.end {
+                let mut eol = line;
+                let mut has_hole = false;
+                while eol < self.end {
+                    if let Some(hole) = self.hole(eol) {
+                        has_hole = true;
+                        eol = self.holes[hole].end;
+                    } else if self.text[eol] == b'\n' {
+                        break;
+                    } else {
+                        eol += 1;
+                    }
+                }
+                let text = String::from_utf8_lossy(&self.text[line..eol.min(self.end)]);
+                let heredoc =
+                    Heredoc { body: 0..0, delimiter: here.delimiter.clone(), strip_tabs: here.strip_tabs };
+                if !has_hole && heredoc.ends_at(&text) {
+                    body_end = line;
+                    next = (eol + 1).min(self.end);
+                    break;
+                }
+                line = eol + 1;
+            }
+            let index = self.heredocs.len();
+            self.heredocs.push(Heredoc { body: start..body_end, delimiter: here.delimiter, strip_tabs: here.strip_tabs });
+            let saved = self.end;
+            self.end = body_end;
+            if here.expands {
+                self.heredoc_body(start, index, outer);
+            } else {
+                let mut at = start;
+                while at < self.end {
+                    match self.hole(at) {
+                        Some(hole) => at = self.record(hole, Context::Heredoc { expands: false, heredoc: index }, outer),
+                        None => at += 1,
+                    }
+                }
+            }
+            self.end = saved;
+            pos = next;
+        }
+        pos
+    }
+
+    /// An unquoted here-document's body: like `"…"`, but `"` is a plain character.
+    fn heredoc_body(&mut self, mut pos: usize, heredoc: usize, outer: &Option<Unsafe>) {
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, Context::Heredoc { expands: true, heredoc }, outer);
+                continue;
+            }
+            match self.text[pos] {
+                b'\\' => pos = self.backslash(pos, outer),
+                b'$' => pos = self.dollar(pos, Place::Quoted, outer),
+                b'`' => pos = self.backticks(pos + 1, outer),
+                _ => pos += 1,
+            }
+        }
+    }
+
+    /// A `\` inside quotes: it escapes the next byte; before a hole it is refused.
+    fn backslash(&mut self, pos: usize, outer: &Option<Unsafe>) -> usize {
+        match self.hole(pos + 1) {
+            Some(hole) => self.record(hole, Context::Unsafe(Unsafe::AfterBackslash), outer),
+            None => (pos + 2).min(self.end),
+        }
+    }
+
+    /// After an opening `'`.
+    fn single_quoted(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, Context::SingleQuoted, outer);
+            } else if self.text[pos] == b'\'' {
+                return pos + 1;
+            } else {
+                pos += 1;
+            }
+        }
+        pos
+    }
+
+    /// After an opening `"` (or `$"` when `locale`).
+    fn double_quoted(&mut self, mut pos: usize, locale: bool, outer: &Option<Unsafe>) -> usize {
+        let context = if locale { Context::Unsafe(Unsafe::Locale) } else { Context::DoubleQuoted };
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, context.clone(), outer);
+                continue;
+            }
+            match self.text[pos] {
+                b'"' => return pos + 1,
+                b'\\' => pos = self.backslash(pos, outer),
+                b'$' => pos = self.dollar(pos, Place::Quoted, outer),
+                b'`' => pos = self.backticks(pos + 1, outer),
+                _ => pos += 1,
+            }
+        }
+        pos
+    }
+
+    /// After an opening `$'`.
+    fn ansi_c(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
+        let context = if self.dialect.ansi_c() { Context::AnsiC } else { Context::Unsafe(Unsafe::AnsiCInSh) };
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, context.clone(), outer);
+                continue;
+            }
+            match self.text[pos] {
+                b'\'' => return pos + 1,
+                b'\\' => pos = self.backslash(pos, outer),
+                _ => pos += 1,
+            }
+        }
+        pos
+    }
+
+    /// After an opening backtick: read flat to the closing one; every value inside is refused.
+    fn backticks(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
+        let inner = Some(outer.clone().unwrap_or(Unsafe::Backticks));
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, Context::Unsafe(Unsafe::Backticks), &inner);
+                continue;
+            }
+            match self.text[pos] {
+                b'`' => return pos + 1,
+                b'\\' => pos = self.backslash(pos, &inner),
+                _ => pos += 1,
+            }
+        }
+        pos
+    }
+
+    /// A `$` at `pos`: an expansion, or a plain `$`.
+    fn dollar(&mut self, pos: usize, place: Place, outer: &Option<Unsafe>) -> usize {
+        let next = pos + 1;
+        if let Some(hole) = self.hole(next) {
+            return self.record(hole, Context::Unsafe(Unsafe::AfterDollar), outer);
+        }
+        match self.at(next) {
+            Some(b'(') if self.at(next + 1) == Some(b'(') => self.arith(next + 2, Closer::Parens, outer),
+            Some(b'(') => self.command(next + 1, Close::Paren, outer),
+            Some(b'{') => self.parameter(next + 1, outer),
+            Some(b'[') => self.arith(next + 1, Closer::Bracket, outer),
+            Some(b'\'') if place == Place::Word => self.ansi_c(next + 1, outer),
+            Some(b'"') if place == Place::Word => self.double_quoted(next + 1, true, outer),
+            Some(byte) if byte == b'_' || byte.is_ascii_alphabetic() => {
+                let mut end = next;
+                while self.at(end).is_some_and(|b| b == b'_' || b.is_ascii_alphanumeric()) {
+                    end += 1;
+                }
+                match self.hole(end) {
+                    Some(hole) => {
+                        let name = String::from_utf8_lossy(&self.text[next..end]).into_owned();
+                        self.record(hole, Context::Unsafe(Unsafe::GluedToName(name)), outer)
+                    }
+                    None => end,
+                }
+            }
+            Some(byte) if byte.is_ascii_digit() || b"@*#?-$!".contains(&byte) => next + 1,
+            _ => next,
+        }
+    }
+
+    /// After `${`: to the matching `}`; every value inside is refused.
+    fn parameter(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
+        let inner = Some(outer.clone().unwrap_or(Unsafe::Parameter));
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, Context::Unsafe(Unsafe::Parameter), &inner);
+                continue;
+            }
+            match self.text[pos] {
+                b'}' => return pos + 1,
+                b'\\' => pos = self.backslash(pos, &inner),
+                b'\'' => pos = self.single_quoted(pos + 1, &inner),
+                b'"' => pos = self.double_quoted(pos + 1, false, &inner),
+                b'`' => pos = self.backticks(pos + 1, &inner),
+                b'$' => pos = self.dollar(pos, Place::Word, &inner),
+                _ => pos += 1,
+            }
+        }
+        pos
+    }
+
+    /// Inside arithmetic, to its closer; every value inside is refused.
+    fn arith(&mut self, mut pos: usize, closer: Closer, outer: &Option<Unsafe>) -> usize {
+        let inner = Some(outer.clone().unwrap_or(Unsafe::Arithmetic));
+        let mut depth = 0usize;
+        while pos < self.end {
+            if let Some(hole) = self.hole(pos) {
+                pos = self.record(hole, Context::Unsafe(Unsafe::Arithmetic), &inner);
+                continue;
+            }
+            match self.text[pos] {
+                b'(' => {
+                    depth += 1;
+                    pos += 1;
+                }
+                b')' if depth > 0 => {
+                    depth -= 1;
+                    pos += 1;
+                }
+                b')' if closer == Closer::Parens => {
+                    return if self.at(pos + 1) == Some(b')') { pos + 2 } else { pos + 1 };
+                }
+                b']' if closer == Closer::Bracket && depth == 0 => return pos + 1,
+                b'\\' => pos = self.backslash(pos, &inner),
+                b'\'' => pos = self.single_quoted(pos + 1, &inner),
+                b'"' => pos = self.double_quoted(pos + 1, false, &inner),
+                b'`' => pos = self.backticks(pos + 1, &inner),
+                b'$' => pos = self.dollar(pos, Place::Word, &inner),
+                _ => pos += 1,
+            }
+        }
+        pos
+    }
+}
+
+/// `;;`, `;&`, `;;&`: the next `case` item starts with patterns.
+fn next_item(w: &mut Words) {
+    if let Some(case @ Case::Body) = w.case.last_mut() {
+        *case = Case::Pattern { first: true };
+    }
+}
+
+/// `NAME=…`, `NAME+=…`, `NAME[…]=…`: an assignment before a command.
+fn is_assignment(lead: &[u8]) -> bool {
+    let Some(eq) = lead.iter().position(|b| *b == b'=') else {
+        return false;
+    };
+    let name = &lead[..eq];
+    let name = name.strip_suffix(b"+").unwrap_or(name);
+    let name = match name.iter().position(|b| *b == b'[') {
+        Some(open) if name.ends_with(b"]") => &name[..open],
+        Some(_) => return false,
+        None => name,
+    };
+    is_name(name)
+}
+
+/// `NAME[` with no `]` yet: inside an array subscript.
+fn open_subscript(lead: &[u8]) -> bool {
+    match lead.iter().position(|b| *b == b'[') {
+        Some(open) => is_name(&lead[..open]) && !lead[open..].contains(&b']'),
+        None => false,
+    }
+}
+
+fn is_name(name: &[u8]) -> bool {
+    name.first().is_some_and(|b| *b == b'_' || b.is_ascii_alphabetic())
+        && name.iter().all(|b| *b == b'_' || b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lexes `script` with each `@` as a one-byte hole.
+    fn contexts_in(script: &str, dialect: Dialect) -> Vec<Context> {
+        let holes: Vec<Range<usize>> = script.match_indices('@').map(|(i, _)| i..i + 1).collect();
+        lex(script, &holes, dialect).contexts
+    }
+
+    fn contexts(script: &str) -> Vec<Context> {
+        contexts_in(script, Dialect::Posix)
+    }
+
+    fn one(script: &str) -> Context {
+        let found = contexts(script);
+        assert_eq!(found.len(), 1, "{script}");
+        found[0].clone()
+    }
+
+    fn refused(script: &str) -> Unsafe {
+        match one(script) {
+            Context::Unsafe(why) => why,
+            other => panic!("{script}: {other:?}"),
+        }
+    }
+
+    use Context::{AnsiC, Comment, DoubleQuoted, SingleQuoted, Word};
+
+    #[test]
+    fn words_and_quotes() {
+        assert_eq!(contexts("echo @ @/cache x@y"), vec![Word, Word, Word]);
+        assert_eq!(contexts("ls -d \"@/cache\" '@;' \"it's @\""), vec![DoubleQuoted, SingleQuoted, DoubleQuoted]);
+        assert_eq!(contexts("echo 'a\"b' @ \"x'y\" @"), vec![Word, Word]);
+        assert_eq!(contexts("echo \\\" @ \\' @"), vec![Word, Word]);
+        assert_eq!(contexts("echo \"a\\\"b @\""), vec![DoubleQuoted]);
+        assert_eq!(contexts("FOO=@ BAR=\"@\" cmd @ > @ 2>&1 <<< @"), vec![Word, DoubleQuoted, Word, Word, Word]);
+        assert_eq!(contexts("a | b @ && c @ || d; e @ & f\n g @"), vec![Word, Word, Word, Word]);
+    }
+
+    #[test]
+    fn substitutions_reset_the_context() {
+        assert_eq!(contexts("echo \"$(ls @ \"@\" '@')\""), vec![Word, DoubleQuoted, SingleQuoted]);
+        assert_eq!(contexts("echo \"a $(echo \"$(echo @)\") b @\""), vec![Word, DoubleQuoted]);
+        assert_eq!(contexts("x=$( (cd @ && ls) ) @"), vec![Word, Word]);
+        assert_eq!(contexts("diff <(sort @) >(cat @)"), vec![Word, Word]);
+        assert_eq!(contexts("echo $(case @ in a) echo @;; (b|@) x;; esac) @"), vec![Word, Word, Word, Word]);
+        assert_eq!(contexts("case @ in\n  *.tar) tar xf @ ;;\n  @|x) : ;;\nesac\necho \"@\""), vec![
+            Word,
+            Word,
+            Word,
+            DoubleQuoted
+        ]);
+    }
+
+    #[test]
+    fn unsafe_places_are_named() {
+        assert_eq!(refused("echo `ls @`"), Unsafe::Backticks);
+        assert_eq!(refused("echo \"`ls \"@\"`\""), Unsafe::Backticks);
+        assert_eq!(refused("echo $(( @ + 1 ))"), Unsafe::Arithmetic);
+        assert_eq!(refused("(( n = @ ))"), Unsafe::Arithmetic);
+        assert_eq!(refused("echo $[ @ ]"), Unsafe::Arithmetic);
+        assert_eq!(refused("let n=@"), Unsafe::Arithmetic);
+        assert_eq!(refused("echo ${x:-@}"), Unsafe::Parameter);
+        assert_eq!(refused("echo \"${x:-\"@\"}\""), Unsafe::Parameter);
+        assert_eq!(refused("echo ${x:-$(ls @)}"), Unsafe::Parameter);
+        assert_eq!(refused("cat <<@\nx\n"), Unsafe::HeredocDelimiter);
+        assert_eq!(refused("cat <<'E@'\nx\n"), Unsafe::HeredocDelimiter);
+        assert_eq!(refused("echo $\"@\""), Unsafe::Locale);
+        assert_eq!(refused("echo $'@'"), Unsafe::AnsiCInSh);
+        assert_eq!(refused("echo \\@"), Unsafe::AfterBackslash);
+        assert_eq!(refused("echo \"\\@\""), Unsafe::AfterBackslash);
+        assert_eq!(refused("echo $@"), Unsafe::AfterDollar);
+        assert_eq!(refused("echo \"$HOME@\""), Unsafe::GluedToName("HOME".into()));
+        assert_eq!(refused("echo $x_1@"), Unsafe::GluedToName("x_1".into()));
+        assert_eq!(contexts("echo $1@ ${HOME}@ $HOME/@ \\$@"), vec![Word, Word, Word, Word]);
+        assert_eq!(contexts("[[ @ -eq 1 ]] && [[ -f @ ]]"), vec![Context::Unsafe(Unsafe::ArithmeticTest), Word]);
+        assert_eq!(contexts("[ @ -eq 1 ]"), vec![Word]);
+        assert_eq!(contexts_in("[ @ -eq 1 ]", Dialect::Ksh), vec![Context::Unsafe(Unsafe::ArithmeticTest)]);
+        assert_eq!(contexts_in("a[@]=1; b=@", Dialect::Bash), vec![Context::Unsafe(Unsafe::Subscript), Word]);
+    }
+
+    #[test]
+    fn ansi_c_quotes_follow_the_dialect() {
+        assert_eq!(contexts_in("echo $'a\\'@' @", Dialect::Bash), vec![AnsiC, Word]);
+        assert_eq!(contexts_in("echo $'@'", Dialect::Zsh), vec![AnsiC]);
+        assert_eq!(contexts("echo \"$'@'\""), vec![DoubleQuoted]);
+    }
+
+    #[test]
+    fn comments_start_words_only() {
+        assert_eq!(contexts("echo a#@ # note @\necho @"), vec![Word, Comment, Word]);
+        assert_eq!(contexts("echo @#x ${#x} $# @"), vec![Word, Word]);
+        assert_eq!(contexts("x=$(echo # ) @\n@)"), vec![Comment, Word]);
+    }
+
+    #[test]
+    fn heredocs() {
+        let script = "cat <<EOF >a; cat <<'Q' <<-T\nhi @ \"@\" $(echo @) ${x:-@}\nEOF\n@ $x\nQ\n\t@\n\tT\necho @\n";
+        let lexed = lex(
+            script,
+            &script.match_indices('@').map(|(i, _)| i..i + 1).collect::<Vec<_>>(),
+            Dialect::Posix,
+        );
+        use Context::Heredoc as H;
+        assert_eq!(lexed.contexts, vec![
+            H { expands: true, heredoc: 0 },
+            H { expands: true, heredoc: 0 },
+            Word,
+            Context::Unsafe(Unsafe::Parameter),
+            H { expands: false, heredoc: 1 },
+            H { expands: true, heredoc: 2 },
+            Word,
+        ]);
+        assert_eq!(lexed.heredocs[0].delimiter, "EOF");
+        assert_eq!(&script[lexed.heredocs[1].body.clone()], "@ $x\n");
+        assert!(lexed.heredocs[2].strip_tabs && lexed.heredocs[2].ends_at("\t\tT"));
+        // Inside a command substitution, and a delimiter line that holds a value is body.
+        assert_eq!(contexts("x=$(cat <<E\n@\nE\n) @"), vec![H { expands: true, heredoc: 0 }, Word]);
+        assert_eq!(contexts("cat <<E\nE@\nE\n"), vec![H { expands: true, heredoc: 0 }]);
+    }
+
+    #[test]
+    fn quoting_per_context() {
+        let payload = "a'b\"c$(d)`e`\\f\ng";
+        let quoted = |context: Context| quote(payload, &context, None, None).unwrap();
+        assert_eq!(quoted(Word), "'a'\\''b\"c$(d)`e`\\f\ng'");
+        assert_eq!(quoted(DoubleQuoted), "a'b\\\"c\\$(d)\\`e\\`\\\\f\ng");
+        assert_eq!(quoted(SingleQuoted), "a'\\''b\"c$(d)`e`\\f\ng");
+        assert_eq!(quoted(AnsiC), "a\\'b\"c$(d)`e`\\\\f\ng");
+        assert_eq!(quoted(Context::Heredoc { expands: true, heredoc: 0 }), "a'b\"c\\$(d)\\`e\\`\\\\f\ng");
+        assert_eq!(quoted(Context::Heredoc { expands: false, heredoc: 0 }), payload);
+        assert_eq!(quote(payload, &Comment, None, None), Err(Refused::NewlineInComment));
+        assert_eq!(quote("x", &Comment, None, None).unwrap(), "x");
+        assert_eq!(
+            quote("x", &Context::Unsafe(Unsafe::Backticks), None, None),
+            Err(Refused::Unsafe(Unsafe::Backticks))
+        );
+    }
+
+    #[test]
+    fn bare_words_only_when_nothing_can_change_them() {
+        let word = |value: &str, before: Option<u8>, after: Option<u8>| quote(value, &Word, before, after).unwrap();
+        assert_eq!(word("php", None, None), "php");
+        assert_eq!(word("/var/www/shop-2.4.7_x:1,a@b+c", None, None), "/var/www/shop-2.4.7_x:1,a@b+c");
+        for value in ["", "a b", "*", "a=b", "{a,b}", "~", "!", "if", "done", "%1", "é", "a\rb"] {
+            assert_eq!(word(value, None, None), single_quote(value), "{value:?}");
+        }
+        assert_eq!(word("2", None, Some(b'>')), "'2'");
+        assert_eq!(word("2", None, Some(b' ')), "2");
+        assert_eq!(word("root", Some(b'~'), None), "'root'");
+    }
+
+    #[test]
+    fn shells_are_found_in_argv() {
+        assert_eq!(script_in_argv(&["sh", "-c", "x", "sh", "y"]), Some((2, Dialect::Posix)));
+        assert_eq!(script_in_argv(&["/bin/bash", "-euo", "pipefail", "-c", "x"]), Some((4, Dialect::Bash)));
+        assert_eq!(script_in_argv(&["bash", "-ec", "x"]), Some((2, Dialect::Bash)));
+        assert_eq!(script_in_argv(&["env", "LC_ALL=C", "zsh", "-c", "x"]), Some((4, Dialect::Zsh)));
+        assert_eq!(script_in_argv(&["bash", "--norc", "-c", "--", "x"]), Some((4, Dialect::Bash)));
+        assert_eq!(script_in_argv(&["sh", "script.sh", "-c"]), None);
+        assert_eq!(script_in_argv(&["python3", "-c", "x"]), None);
+        assert_eq!(script_in_argv(&["sh", "-c"]), None);
+        assert_eq!(Dialect::of("/usr/bin/fish"), Dialect::Other);
+        assert_eq!(Dialect::of("mksh"), Dialect::Ksh);
+    }
+}
