@@ -240,7 +240,9 @@ pub(crate) fn run(
     let plan_options = PlanOptions { selection: selection.clone(), execute: true, execute_read_only: false, now };
     let plan = plan::plan(playbook, &plan_options, &executor).map_err(|error| match error {
         plan::PlanError::Invalid(diagnostics) => {
-            Failure::new(Exit::Invalid, crate::diagnostic::render_all(&diagnostics, false))
+            // `failed` prints the `error: ` the rendered diagnostics start with.
+            let rendered = crate::diagnostic::render_all(&diagnostics, false);
+            Failure::new(Exit::Invalid, rendered.strip_prefix("error: ").unwrap_or(&rendered))
         }
         plan::PlanError::Version { message, usage } => Failure::new(
             if usage { Exit::Invalid } else { Exit::NotReady },

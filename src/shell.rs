@@ -57,6 +57,9 @@ pub(crate) enum Context {
     /// Part of an unquoted word: a command's name or argument, an assignment,
     /// a redirection target, a `case` pattern, a here-string.
     Word,
+    /// A word of a `[[ … ]]` test: always quoted, so that it cannot read as an
+    /// operator (`-n`, `!`, `(`) and a pattern matches literally.
+    TestOperand,
     /// Inside `"…"`.
     DoubleQuoted,
     /// Inside `'…'`.
@@ -213,6 +216,7 @@ pub(crate) fn quote(value: &str, context: &Context, before: Option<u8>, after: O
                 single_quote(value)
             }
         }
+        Context::TestOperand => single_quote(value),
         Context::DoubleQuoted => escape(value, b"\\\"$`"),
         Context::SingleQuoted => value.replace('\'', "'\\''"),
         Context::AnsiC => escape(value, b"\\'"),
@@ -450,6 +454,8 @@ impl Lexer<'_> {
                     Context::Unsafe(Unsafe::Arithmetic)
                 } else if w.start && w.plain && self.dialect.arrays() && open_subscript(&w.lead) {
                     Context::Unsafe(Unsafe::Subscript)
+                } else if w.test.as_ref().is_some_and(|t| t.double) {
+                    Context::TestOperand
                 } else {
                     Context::Word
                 };
@@ -631,7 +637,7 @@ impl Lexer<'_> {
             return;
         }
         for hole in test.holes {
-            if self.contexts[hole] == Some(Context::Word) {
+            if matches!(self.contexts[hole], Some(Context::Word | Context::TestOperand)) {
                 self.contexts[hole] = Some(Context::Unsafe(Unsafe::ArithmeticTest));
             }
         }
@@ -1125,7 +1131,12 @@ mod tests {
         assert_eq!(refused("echo \"$HOME@\""), Unsafe::GluedToName("HOME".into()));
         assert_eq!(refused("echo $x_1@"), Unsafe::GluedToName("x_1".into()));
         assert_eq!(contexts("echo $1@ ${HOME}@ $HOME/@ \\$@"), vec![Word, Word, Word, Word]);
-        assert_eq!(contexts("[[ @ -eq 1 ]] && [[ -f @ ]]"), vec![Context::Unsafe(Unsafe::ArithmeticTest), Word]);
+        assert_eq!(contexts("[[ @ -eq 1 ]] && [[ -f @ ]] @"), vec![
+            Context::Unsafe(Unsafe::ArithmeticTest),
+            Context::TestOperand,
+            Word
+        ]);
+        assert_eq!(quote("-n", &Context::TestOperand, None, None).unwrap(), "'-n'");
         assert_eq!(contexts("[ @ -eq 1 ]"), vec![Word]);
         assert_eq!(contexts_in("[ @ -eq 1 ]", Dialect::Ksh), vec![Context::Unsafe(Unsafe::ArithmeticTest)]);
         assert_eq!(contexts_in("a[@]=1; b=@", Dialect::Bash), vec![Context::Unsafe(Unsafe::Subscript), Word]);

@@ -290,6 +290,24 @@ impl Template {
             }
             let start = moved(heredoc.body.start);
             let end = moved(heredoc.body.end);
+            if heredoc.strip_tabs {
+                // `<<-` strips the leading tabs of every line, the value's too.
+                for i in &inside {
+                    let value = &out[placed[*i].clone()];
+                    let line_start = out[..placed[*i].start].rfind('\n').map_or(0, |n| n + 1);
+                    let at_line_start = out[line_start..placed[*i].start].bytes().all(|b| b == b'\t');
+                    if value.contains("\n\t") || (value.starts_with('\t') && at_line_start) {
+                        let (shown, location) = self.expression(spans, ranges[*i].start);
+                        return Err(RenderError {
+                            message: format!(
+                                "the value of {shown} has a line that starts with a tab, which `<<-` would strip \
+                                 (write `<<` to keep it)"
+                            ),
+                            location,
+                        });
+                    }
+                }
+            }
             let mut line_start = start;
             for line in out[start..end].split('\n') {
                 let line_end = line_start + line.len();
@@ -321,7 +339,15 @@ impl Template {
         match span.map(OutputSpan::source_range) {
             Some(range) if self.source.get(range.clone()).is_some() => {
                 let expression = self.source[range.clone()].trim();
-                (format!("`{{{{ {expression} }}}}`"), self.at(range))
+                // Point at the whole `{{ … }}` when that is what wrote it.
+                let before = self.source[..range.start].trim_end_matches([' ', '\t', '-', '+']);
+                let after = self.source[range.end..].trim_start_matches([' ', '\t', '-', '+']);
+                let whole = if before.ends_with("{{") && after.starts_with("}}") {
+                    before.len() - 2..self.source.len() - after.len() + 2
+                } else {
+                    range
+                };
+                (format!("`{{{{ {expression} }}}}`"), self.at(whole))
             }
             _ => ("a value".to_owned(), self.location.clone()),
         }
@@ -924,6 +950,11 @@ mod tests {
                 .contains("the value of `{{ lines }}` makes a line `EOF` in the here-document")
         );
         assert!(render_err("cat <<-EOF\n\t{{ lines }}\n\tEOF\n", context.clone()).contains("line `EOF`"));
+        let tabs = minijinja::context! { v => "a\n\tb", t => "\ta" };
+        assert!(render_err("cat <<-EOF\n\t{{ v }}\n\tEOF\n", tabs.clone()).contains("starts with a tab"));
+        assert!(render_err("cat <<-EOF\n\t{{ t }}\nEOF\n", tabs.clone()).contains("starts with a tab"));
+        assert_eq!(render("cat <<-EOF\n\tx{{ t }}\nEOF\n", SH, tabs.clone()), "cat <<-EOF\n\tx\ta\nEOF\n");
+        assert_eq!(render("cat <<EOF\n\t{{ v }}\nEOF\n", SH, tabs), "cat <<EOF\n\ta\n\tb\nEOF\n");
         assert!(render_err("true # {{ nl }}", context.clone()).contains("has a newline"));
         assert_eq!(render("true # {{ v }}", SH, context.clone()), "true # x");
         let fish = Template::new("echo {{ v }}", Quoting::shell("fish"), None);

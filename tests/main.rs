@@ -15,6 +15,7 @@ mod invalid;
 mod language;
 mod plan;
 mod properties;
+mod quoting;
 mod versions;
 
 /// The repository root.
