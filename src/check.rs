@@ -647,16 +647,16 @@ impl Checker {
             self.push(Diagnostic::error("`exec` needs at least the program").at(at.clone()));
             return None;
         }
-        // `sh -c SCRIPT`: the script is a shell template like a `run` string.
+        // `sh -c SCRIPT`, `ssh HOST COMMAND…`: a script, quoted like a `run` string.
         let argv: Vec<&str> = exec.iter().map(|arg| arg.get_ref().as_str()).collect();
-        let script = crate::shell::script_in_argv(&argv);
+        let scripts = crate::shell::scripts_in_argv(&argv);
         Some(Command::Exec(
             exec.iter()
                 .enumerate()
                 .map(|(i, arg)| {
-                    let quoting = match script {
-                        Some((at, dialect)) if at == i => Quoting::Shell(dialect),
-                        _ => Quoting::Plain,
+                    let quoting = match scripts.iter().find(|(at, _)| *at == i) {
+                        Some((_, dialect)) => Quoting::Shell(*dialect),
+                        None => Quoting::Plain,
                     };
                     Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
                 })

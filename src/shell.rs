@@ -100,6 +100,10 @@ pub(crate) enum Unsafe {
     AfterDollar,
     /// Right after `$NAME`, which the value would extend.
     GluedToName(String),
+    /// In a word that another shell reads again as a script: an argument of
+    /// `eval`, the script of `sh -c`, a remote command of `ssh`, the input of
+    /// `bash <<EOF`. Allowed when the value was quoted for that shell (`| quote`).
+    Reparsed(String),
     /// A script this lexer could not follow to the value.
     Unparsed,
     /// A shell whose quoting upshift does not know.
@@ -121,8 +125,25 @@ impl Unsafe {
             Unsafe::AfterBackslash => "right after a `\\`".to_owned(),
             Unsafe::AfterDollar => "right after a `$`".to_owned(),
             Unsafe::GluedToName(name) => format!("right after `${name}`"),
+            Unsafe::Reparsed(by) => format!("where `{by}` reads it again as a script"),
             Unsafe::Unparsed => "where upshift cannot tell how the shell reads it".to_owned(),
             Unsafe::UnknownShell => "for a shell upshift does not know".to_owned(),
+        }
+    }
+
+    /// The problem with `what` (a value, or the `{{ … }}` that writes it) here.
+    pub(crate) fn message(&self, what: &str) -> String {
+        match self {
+            Unsafe::Reparsed(by) => format!("{what} would be read again as a script by `{by}`"),
+            _ => format!("{what} cannot be quoted {}", self.place()),
+        }
+    }
+
+    /// A few words under the value, in a diagnostic.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Unsafe::Reparsed(by) => format!("quoted once only, `{by}` would run what is in it"),
+            _ => "no quoting keeps a value data here".to_owned(),
         }
     }
 
@@ -135,13 +156,20 @@ impl Unsafe {
                  number first, or write `| safe` if the text is yours"
                     .to_owned()
             }
-            Unsafe::Parameter => "assign the value to a shell variable first: `d={{ x }}; echo \"${v:-$d}\"`".to_owned(),
-            Unsafe::HeredocDelimiter => "write the delimiter literally (`<<'EOF'`); values belong in the body".to_owned(),
+            Unsafe::Parameter => {
+                "assign the value to a shell variable first: `d={{ x }}; echo \"${v:-$d}\"`".to_owned()
+            }
+            Unsafe::HeredocDelimiter => {
+                "write the delimiter literally (`<<'EOF'`); values belong in the body".to_owned()
+            }
             Unsafe::Locale => "write `\"…\"` instead".to_owned(),
             Unsafe::AnsiCInSh => "write `'…'` or `\"…\"` instead, or set `shell = \"bash\"`".to_owned(),
             Unsafe::AfterBackslash => "remove the `\\`: the value is quoted for you".to_owned(),
             Unsafe::AfterDollar => "write `\\$` for a literal `$` before the value".to_owned(),
             Unsafe::GluedToName(name) => format!("write `${{{name}}}`, so the value cannot extend the name"),
+            Unsafe::Reparsed(_) => "write `| quote` to quote the value for that shell too, or pass it as an argument: \
+                                    `sh -c '… \"$1\"' sh {{ x }}`"
+                .to_owned(),
             Unsafe::Unparsed => "write `| safe` if the text is yours, or simplify the command".to_owned(),
             Unsafe::UnknownShell => {
                 "use `sh`, `bash`, `zsh` or `ksh`, or write `| safe` and quote the value yourself".to_owned()
@@ -173,6 +201,9 @@ impl Heredoc {
 #[derive(Debug)]
 pub(crate) struct Lexed {
     pub(crate) contexts: Vec<Context>,
+    /// For each hole, the command that reads it again as a script, if any
+    /// (the context is then where it lands for this shell).
+    pub(crate) reparsed: Vec<Option<String>>,
     pub(crate) heredocs: Vec<Heredoc>,
 }
 
@@ -186,11 +217,13 @@ pub(crate) fn lex(script: &str, holes: &[Range<usize>], dialect: Dialect) -> Lex
         holes,
         dialect,
         contexts: vec![None; holes.len()],
+        reparsed: vec![None; holes.len()],
+        reparsing: None,
         heredocs: Vec::new(),
     };
-    lexer.command(0, Close::End, &None);
+    lexer.command(0, Close::End, false, &None);
     let contexts = lexer.contexts.into_iter().map(|c| c.unwrap_or(Context::Unsafe(Unsafe::Unparsed))).collect();
-    Lexed { contexts, heredocs: lexer.heredocs }
+    Lexed { contexts, reparsed: lexer.reparsed, heredocs: lexer.heredocs }
 }
 
 /// Why a value cannot be written where it is.
@@ -209,7 +242,8 @@ pub(crate) enum Refused {
 pub(crate) fn quote(value: &str, context: &Context, before: Option<u8>, after: Option<u8>) -> Result<String, Refused> {
     Ok(match context {
         Context::Word => {
-            let digits_before_redirect = value.bytes().all(|b| b.is_ascii_digit()) && matches!(after, Some(b'<' | b'>'));
+            let digits_before_redirect =
+                value.bytes().all(|b| b.is_ascii_digit()) && matches!(after, Some(b'<' | b'>'));
             if is_bare(value) && !digits_before_redirect && before != Some(b'~') {
                 value.to_owned()
             } else {
@@ -256,46 +290,28 @@ fn escape(value: &str, special: &[u8]) -> String {
     out
 }
 
-/// The argument of an argv that a shell runs as a script (`sh -c SCRIPT`,
-/// `bash -euc SCRIPT`, `env LC_ALL=C bash -c SCRIPT`), and the shell's dialect.
-pub(crate) fn script_in_argv(argv: &[&str]) -> Option<(usize, Dialect)> {
-    let mut i = 0;
-    if argv.first().is_some_and(|p| p.rsplit('/').next() == Some("env")) {
-        i = 1;
-        while let Some(arg) = argv.get(i) {
-            let assignment = arg.find('=').is_some_and(|n| n > 0 && !arg.starts_with('-'));
-            if assignment || ["-i", "-", "--ignore-environment"].contains(arg) {
-                i += 1;
-            } else {
-                break;
-            }
+/// The arguments of an argv that a shell reads as a script, with the shell's
+/// dialect: the script of `sh -c SCRIPT` (also `bash -euc`, `env X=1 zsh -c`,
+/// `sudo -u u sh -c`), the remote command of `ssh HOST …`, the script of `su -c`.
+pub(crate) fn scripts_in_argv(argv: &[&str]) -> Vec<(usize, Dialect)> {
+    let Some(program) = argv.first().filter(|p| !p.contains('{')) else {
+        return Vec::new();
+    };
+    let mut reader = Reader::of(program);
+    let mut arith = false;
+    let mut scripts = Vec::new();
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        let option = arg.len() > 1 && (arg.starts_with('-') || arg.starts_with('+'));
+        if reader.reads_word(option).is_some() {
+            let dialect = match &reader {
+                Reader::Shell { name, .. } => Dialect::of(name),
+                _ => Dialect::Posix,
+            };
+            scripts.push((i, dialect));
         }
+        reader.next(Some(arg), &mut arith);
     }
-    let program = argv.get(i)?;
-    let dialect = Dialect::of(program);
-    if dialect == Dialect::Other || program.contains('{') {
-        return None;
-    }
-    i += 1;
-    let mut command = false;
-    while let Some(arg) = argv.get(i) {
-        if *arg == "--" {
-            i += 1;
-            break;
-        }
-        let option = (arg.starts_with('-') || arg.starts_with('+')) && arg.len() > 1;
-        if !option {
-            break;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            i += if ["rcfile", "init-file"].contains(&long) { 2 } else { 1 };
-            continue;
-        }
-        let flags = &arg[1..];
-        command |= arg.starts_with('-') && flags.contains('c');
-        i += if flags.ends_with('o') || flags.ends_with('O') { 2 } else { 1 };
-    }
-    (command && i < argv.len()).then_some((i, dialect))
+    scripts
 }
 
 /// What ends a list of commands.
@@ -353,6 +369,133 @@ struct Pending {
     delimiter: String,
     strip_tabs: bool,
     expands: bool,
+    /// The command that reads the body as a script (`bash <<EOF`).
+    reparsed: Option<String>,
+}
+
+/// How a command treats its words: which of them another shell reads again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reader {
+    /// Nothing of this command is read again (or it is not known yet).
+    Nothing,
+    /// `sudo`, `env`, `nice`, …: the command they run comes later. `skip`
+    /// words are option arguments or operands (`timeout 10`) still to pass.
+    Wrapper { skip: usize, sudo: bool },
+    /// `eval`: every argument.
+    Eval,
+    /// A shell: with `-c`, its first operand is a script; without, it reads stdin.
+    Shell { name: String, command: bool, skip: usize, operands: bool },
+    /// `ssh`: the words after the destination are a remote command.
+    Ssh { skip: usize, destination: bool, command: bool },
+    /// `su`: the word after `-c`, or stdin.
+    Su { script_next: bool, command: bool },
+    /// `declare -i` and friends: a later `-i` makes assignments arithmetic.
+    Declare,
+}
+
+impl Reader {
+    /// The reader for a command named `word` (a plain word in command position).
+    fn of(word: &str) -> Reader {
+        let name = word.rsplit('/').next().unwrap_or(word);
+        match name {
+            "sudo" | "doas" => Reader::Wrapper { skip: 0, sudo: true },
+            "env" | "nice" | "nohup" | "setsid" | "exec" | "command" | "builtin" | "stdbuf" => {
+                Reader::Wrapper { skip: 0, sudo: false }
+            }
+            "timeout" | "chroot" => Reader::Wrapper { skip: 1, sudo: false },
+            "eval" => Reader::Eval,
+            "ssh" => Reader::Ssh { skip: 0, destination: false, command: false },
+            "su" => Reader::Su { script_next: false, command: false },
+            "declare" | "typeset" | "local" | "readonly" => Reader::Declare,
+            _ if Dialect::of(name) != Dialect::Other => {
+                Reader::Shell { name: name.to_owned(), command: false, skip: 0, operands: false }
+            }
+            _ => Reader::Nothing,
+        }
+    }
+
+    /// Does the command read the word now being read (not an option) as a script?
+    fn reads_word(&self, option: bool) -> Option<String> {
+        match self {
+            Reader::Eval => Some("eval".to_owned()),
+            Reader::Shell { name, command: true, skip: 0, operands: false } if !option => Some(format!("{name} -c")),
+            Reader::Ssh { skip: 0, destination: true, .. } => Some("ssh".to_owned()),
+            Reader::Su { script_next: true, .. } => Some("su -c".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Does the command read its standard input as a script?
+    fn reads_input(&self) -> Option<String> {
+        match self {
+            Reader::Shell { name, command: false, .. } => Some(name.clone()),
+            Reader::Ssh { destination: true, command: false, .. } => Some("ssh".to_owned()),
+            Reader::Su { command: false, .. } => Some("su".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// A word of the command ended (`word` when it is plain text).
+    fn next(&mut self, word: Option<&str>, arith: &mut bool) {
+        let option = word.is_some_and(|w| w.len() > 1 && (w.starts_with('-') || w.starts_with('+')));
+        match self {
+            Reader::Nothing | Reader::Eval => {}
+            Reader::Wrapper { skip, sudo } => {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else if option || word.is_some_and(|w| w.contains('=')) {
+                    let takes = ["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-n"];
+                    if word.is_some_and(|w| takes.contains(&w) && (*sudo || w == "-n" || w == "-u")) {
+                        *skip = 1;
+                    }
+                } else {
+                    *self = word.map_or(Reader::Nothing, Reader::of);
+                }
+            }
+            Reader::Shell { command, skip, operands, .. } => {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else if *operands {
+                } else if option {
+                    let w = word.unwrap_or_default();
+                    if let Some(long) = w.strip_prefix("--") {
+                        *skip = usize::from(["rcfile", "init-file"].contains(&long));
+                    } else {
+                        *command |= w.starts_with('-') && w[1..].contains('c');
+                        *skip = usize::from(w.ends_with('o') || w.ends_with('O'));
+                    }
+                } else {
+                    *operands = true;
+                }
+            }
+            Reader::Ssh { skip, destination, command } => {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else if *destination {
+                    *command = true;
+                } else if option {
+                    let w = word.unwrap_or_default();
+                    let takes = b"BbcDEeFIiJLlmOoPpQRSWw";
+                    *skip = usize::from(w.len() == 2 && w.starts_with('-') && takes.contains(&w.as_bytes()[1]));
+                } else {
+                    *destination = true;
+                }
+            }
+            Reader::Su { script_next, command } => {
+                if *script_next {
+                    *script_next = false;
+                } else if matches!(word, Some("-c" | "--command")) {
+                    *script_next = true;
+                    *command = true;
+                }
+            }
+            Reader::Declare => {
+                if option && word.is_some_and(|w| w.starts_with('-') && w.contains('i')) {
+                    *arith = true;
+                }
+            }
+        }
+    }
 }
 
 /// The state of one list of commands.
@@ -368,9 +511,15 @@ struct Words {
     start: bool,
     case: Vec<Case>,
     test: Option<Test>,
-    /// Inside `let`'s arguments.
+    /// Inside `let`'s arguments (or after `declare -i`).
     arith: bool,
     pending: Vec<Pending>,
+    /// What the current command does with its words.
+    reader: Reader,
+    /// The word is the target of a redirection, not an argument.
+    redirect: bool,
+    /// The word follows `<<<`: the command's standard input.
+    herestring: bool,
 }
 
 impl Words {
@@ -384,7 +533,22 @@ impl Words {
             test: None,
             arith: false,
             pending: Vec::new(),
+            reader: Reader::Nothing,
+            redirect: false,
+            herestring: false,
         }
+    }
+
+    /// The command that reads the current word again as a script, if any.
+    fn reparsed_by(&self) -> Option<String> {
+        if self.herestring {
+            return self.reader.reads_input();
+        }
+        if self.redirect {
+            return None;
+        }
+        let option = self.plain && matches!(self.lead.first(), Some(b'-' | b'+'));
+        self.reader.reads_word(option)
     }
 
     /// A literal byte of the word.
@@ -416,6 +580,9 @@ struct Lexer<'a> {
     holes: &'a [Range<usize>],
     dialect: Dialect,
     contexts: Vec<Option<Context>>,
+    reparsed: Vec<Option<String>>,
+    /// The command that reads the text being lexed again, if any.
+    reparsing: Option<String>,
     heredocs: Vec<Heredoc>,
 }
 
@@ -441,18 +608,23 @@ impl Lexer<'_> {
         };
         if self.contexts[hole].is_none() {
             self.contexts[hole] = Some(context);
+            self.reparsed[hole] = self.reparsing.clone();
         }
         self.holes[hole].end
     }
 
-    /// A list of commands from `pos`; returns the position after its end.
-    fn command(&mut self, mut pos: usize, close: Close, outer: &Option<Unsafe>) -> usize {
+    /// A list of commands from `pos` (the elements of `NAME=(…)` when
+    /// `array`); returns the position after its end.
+    fn command(&mut self, mut pos: usize, close: Close, array: bool, outer: &Option<Unsafe>) -> usize {
+        let inherited = self.reparsing.clone();
         let mut w = Words::new();
         while pos < self.end {
+            self.reparsing = inherited.clone().or_else(|| w.reparsed_by());
             if let Some(hole) = self.hole(pos) {
+                let subscript = if array { open_element_subscript(&w.lead) } else { open_subscript(&w.lead) };
                 let context = if w.arith {
                     Context::Unsafe(Unsafe::Arithmetic)
-                } else if w.start && w.plain && self.dialect.arrays() && open_subscript(&w.lead) {
+                } else if (w.start || array) && w.plain && self.dialect.arrays() && subscript {
                     Context::Unsafe(Unsafe::Subscript)
                 } else if w.test.as_ref().is_some_and(|t| t.double) {
                     Context::TestOperand
@@ -525,15 +697,17 @@ impl Lexer<'_> {
                         pos += 1;
                     } else if matches!(w.case.last(), Some(Case::Pattern { first: true })) && !w.in_word {
                         pos += 1;
-                    } else if !w.in_word && w.start && self.at(pos + 1) == Some(b'(') {
+                    } else if !w.in_word && self.at(pos + 1) == Some(b'(') {
+                        // `((…))`, also `for ((…))`: arithmetic.
                         pos = self.arith(pos + 2, Closer::Parens, outer);
                         w.start = false;
                     } else if w.in_word {
                         // `a=(…)`, `@(…)`, `f()`: words inside, part of this word.
-                        pos = self.command(pos + 1, Close::Paren, outer);
+                        let array = w.plain && w.lead.ends_with(b"=");
+                        pos = self.command(pos + 1, Close::Paren, array, outer);
                         w.mark();
                     } else {
-                        pos = self.command(pos + 1, Close::Paren, outer);
+                        pos = self.command(pos + 1, Close::Paren, false, outer);
                         w.start = true;
                     }
                 }
@@ -547,6 +721,7 @@ impl Lexer<'_> {
                         pos += 1;
                     } else if close == Close::Paren {
                         self.finish(&mut w);
+                        self.reparsing = inherited;
                         return pos + 1;
                     } else {
                         pos += 1;
@@ -578,6 +753,10 @@ impl Lexer<'_> {
                     let next = self.at(pos + 1);
                     if byte == b'&' && next == Some(b'>') {
                         pos += 2;
+                        if self.at(pos) == Some(b'>') {
+                            pos += 1;
+                        }
+                        w.redirect = true;
                         continue;
                     }
                     pos += 1;
@@ -587,19 +766,28 @@ impl Lexer<'_> {
                     self.boundary(&mut w);
                 }
                 b'<' | b'>' => {
+                    // A number right before is the file descriptor, not an argument.
+                    if w.in_word && w.plain && w.lead.iter().all(u8::is_ascii_digit) {
+                        w.in_word = false;
+                        w.lead.clear();
+                    }
                     self.end_word(&mut w);
                     let next = self.at(pos + 1);
                     if byte == b'<' && next == Some(b'<') {
                         if self.at(pos + 2) == Some(b'<') {
                             pos += 3;
+                            w.herestring = true;
                         } else {
                             let strip_tabs = self.at(pos + 2) == Some(b'-');
+                            self.reparsing = inherited.clone();
                             pos = self.heredoc_word(pos + 2 + usize::from(strip_tabs), strip_tabs, &mut w, outer);
                         }
                     } else if next == Some(b'(') {
-                        pos = self.command(pos + 2, Close::Paren, outer);
+                        pos = self.command(pos + 2, Close::Paren, false, outer);
                     } else {
-                        pos += 1;
+                        let pair = matches!((byte, next), (b'>', Some(b'>' | b'&' | b'|')) | (b'<', Some(b'&' | b'>')));
+                        pos += 1 + usize::from(pair);
+                        w.redirect = true;
                     }
                 }
                 other => {
@@ -609,6 +797,7 @@ impl Lexer<'_> {
             }
         }
         self.finish(&mut w);
+        self.reparsing = inherited;
         pos
     }
 
@@ -630,6 +819,7 @@ impl Lexer<'_> {
         }
         w.arith = false;
         w.start = true;
+        w.reader = Reader::Nothing;
     }
 
     fn finish_test(&mut self, test: Test) {
@@ -652,6 +842,12 @@ impl Lexer<'_> {
         let lead = std::mem::take(&mut w.lead);
         let plain = std::mem::replace(&mut w.plain, true);
         let word = if plain { std::str::from_utf8(&lead).ok() } else { None };
+        if std::mem::take(&mut w.redirect) | std::mem::take(&mut w.herestring) {
+            return;
+        }
+        if !w.start {
+            w.reader.next(word, &mut w.arith);
+        }
         if let Some(test) = &mut w.test {
             if test.double && word == Some("]]") {
                 if let Some(test) = w.test.take() {
@@ -711,7 +907,10 @@ impl Lexer<'_> {
             }
             Some(keyword) if KEEP_START.contains(&keyword) => {}
             _ if is_assignment(&lead) => {}
-            _ => w.start = false,
+            _ => {
+                w.start = false;
+                w.reader = word.map_or(Reader::Nothing, Reader::of);
+            }
         }
     }
 
@@ -787,6 +986,7 @@ impl Lexer<'_> {
                 delimiter: String::from_utf8_lossy(&delimiter).into_owned(),
                 strip_tabs,
                 expands: !quoted,
+                reparsed: self.reparsing.clone().or_else(|| w.reader.reads_input()),
             });
         }
         pos.min(self.end)
@@ -813,8 +1013,7 @@ impl Lexer<'_> {
                     }
                 }
                 let text = String::from_utf8_lossy(&self.text[line..eol.min(self.end)]);
-                let heredoc =
-                    Heredoc { body: 0..0, delimiter: here.delimiter.clone(), strip_tabs: here.strip_tabs };
+                let heredoc = Heredoc { body: 0..0, delimiter: here.delimiter.clone(), strip_tabs: here.strip_tabs };
                 if !has_hole && heredoc.ends_at(&text) {
                     body_end = line;
                     next = (eol + 1).min(self.end);
@@ -823,21 +1022,29 @@ impl Lexer<'_> {
                 line = eol + 1;
             }
             let index = self.heredocs.len();
-            self.heredocs.push(Heredoc { body: start..body_end, delimiter: here.delimiter, strip_tabs: here.strip_tabs });
+            self.heredocs.push(Heredoc {
+                body: start..body_end,
+                delimiter: here.delimiter,
+                strip_tabs: here.strip_tabs,
+            });
             let saved = self.end;
             self.end = body_end;
+            let reparsing = std::mem::replace(&mut self.reparsing, here.reparsed.clone());
             if here.expands {
                 self.heredoc_body(start, index, outer);
             } else {
                 let mut at = start;
                 while at < self.end {
                     match self.hole(at) {
-                        Some(hole) => at = self.record(hole, Context::Heredoc { expands: false, heredoc: index }, outer),
+                        Some(hole) => {
+                            at = self.record(hole, Context::Heredoc { expands: false, heredoc: index }, outer)
+                        }
                         None => at += 1,
                     }
                 }
             }
             self.end = saved;
+            self.reparsing = reparsing;
             pos = next;
         }
         pos
@@ -942,7 +1149,7 @@ impl Lexer<'_> {
         }
         match self.at(next) {
             Some(b'(') if self.at(next + 1) == Some(b'(') => self.arith(next + 2, Closer::Parens, outer),
-            Some(b'(') => self.command(next + 1, Close::Paren, outer),
+            Some(b'(') => self.command(next + 1, Close::Paren, false, outer),
             Some(b'{') => self.parameter(next + 1, outer),
             Some(b'[') => self.arith(next + 1, Closer::Bracket, outer),
             Some(b'\'') if place == Place::Word => self.ansi_c(next + 1, outer),
@@ -1050,6 +1257,11 @@ fn open_subscript(lead: &[u8]) -> bool {
     }
 }
 
+/// `[…` with no `]` yet, as an element of `NAME=(…)`: an array subscript.
+fn open_element_subscript(lead: &[u8]) -> bool {
+    lead.first() == Some(&b'[') && !lead.contains(&b']')
+}
+
 fn is_name(name: &[u8]) -> bool {
     name.first().is_some_and(|b| *b == b'_' || b.is_ascii_alphabetic())
         && name.iter().all(|b| *b == b'_' || b.is_ascii_alphanumeric())
@@ -1102,12 +1314,10 @@ mod tests {
         assert_eq!(contexts("x=$( (cd @ && ls) ) @"), vec![Word, Word]);
         assert_eq!(contexts("diff <(sort @) >(cat @)"), vec![Word, Word]);
         assert_eq!(contexts("echo $(case @ in a) echo @;; (b|@) x;; esac) @"), vec![Word, Word, Word, Word]);
-        assert_eq!(contexts("case @ in\n  *.tar) tar xf @ ;;\n  @|x) : ;;\nesac\necho \"@\""), vec![
-            Word,
-            Word,
-            Word,
-            DoubleQuoted
-        ]);
+        assert_eq!(
+            contexts("case @ in\n  *.tar) tar xf @ ;;\n  @|x) : ;;\nesac\necho \"@\""),
+            vec![Word, Word, Word, DoubleQuoted]
+        );
     }
 
     #[test]
@@ -1131,15 +1341,45 @@ mod tests {
         assert_eq!(refused("echo \"$HOME@\""), Unsafe::GluedToName("HOME".into()));
         assert_eq!(refused("echo $x_1@"), Unsafe::GluedToName("x_1".into()));
         assert_eq!(contexts("echo $1@ ${HOME}@ $HOME/@ \\$@"), vec![Word, Word, Word, Word]);
-        assert_eq!(contexts("[[ @ -eq 1 ]] && [[ -f @ ]] @"), vec![
-            Context::Unsafe(Unsafe::ArithmeticTest),
-            Context::TestOperand,
-            Word
-        ]);
+        assert_eq!(
+            contexts("[[ @ -eq 1 ]] && [[ -f @ ]] @"),
+            vec![Context::Unsafe(Unsafe::ArithmeticTest), Context::TestOperand, Word]
+        );
         assert_eq!(quote("-n", &Context::TestOperand, None, None).unwrap(), "'-n'");
         assert_eq!(contexts("[ @ -eq 1 ]"), vec![Word]);
         assert_eq!(contexts_in("[ @ -eq 1 ]", Dialect::Ksh), vec![Context::Unsafe(Unsafe::ArithmeticTest)]);
         assert_eq!(contexts_in("a[@]=1; b=@", Dialect::Bash), vec![Context::Unsafe(Unsafe::Subscript), Word]);
+    }
+
+    /// Which holes another shell reads again, and by what.
+    fn reparsed(script: &str) -> Vec<Option<String>> {
+        let holes: Vec<Range<usize>> = script.match_indices('@').map(|(i, _)| i..i + 1).collect();
+        lex(script, &holes, Dialect::Bash).reparsed
+    }
+
+    #[test]
+    fn commands_that_read_a_value_again_are_found() {
+        let by = |s: &str| Some(s.to_owned());
+        assert_eq!(reparsed("eval echo @ \"@\""), vec![by("eval"), by("eval")]);
+        assert_eq!(reparsed("sh -c \"echo @\" sh @ > @"), vec![by("sh -c"), None, None]);
+        assert_eq!(reparsed("bash -eu -o pipefail -c 'x @' @; echo @"), vec![by("bash -c"), None, None]);
+        assert_eq!(reparsed("sudo -u deploy env A=1 bash -c \"$(cat @)\" 2>@"), vec![by("bash -c"), None]);
+        assert_eq!(reparsed("ssh -p 22 -t @ ls @ 2>&1 >@"), vec![None, by("ssh"), None]);
+        assert_eq!(reparsed("su -c @ @"), vec![by("su -c"), None]);
+        assert_eq!(reparsed("bash <<EOF\necho @\nEOF\ncat <<EOF\n@\nEOF\n"), vec![by("bash"), None]);
+        assert_eq!(
+            reparsed("ssh @ <<'EOF'\n@\nEOF\nbash <<< @; sh script.sh @"),
+            vec![None, by("ssh"), by("bash"), None]
+        );
+        assert_eq!(reparsed("timeout 10 sh -c @ && echo @ | sh"), vec![by("sh -c"), None]);
+        assert_eq!(
+            contexts_in("declare -i n=@; declare m=@", Dialect::Bash),
+            vec![Context::Unsafe(Unsafe::Arithmetic), Word]
+        );
+        assert_eq!(
+            contexts_in("a=([@]=x @); for ((i=0; i<@; i++)); do :; done", Dialect::Bash),
+            vec![Context::Unsafe(Unsafe::Subscript), Word, Context::Unsafe(Unsafe::Arithmetic)]
+        );
     }
 
     #[test]
@@ -1159,21 +1399,20 @@ mod tests {
     #[test]
     fn heredocs() {
         let script = "cat <<EOF >a; cat <<'Q' <<-T\nhi @ \"@\" $(echo @) ${x:-@}\nEOF\n@ $x\nQ\n\t@\n\tT\necho @\n";
-        let lexed = lex(
-            script,
-            &script.match_indices('@').map(|(i, _)| i..i + 1).collect::<Vec<_>>(),
-            Dialect::Posix,
-        );
+        let lexed = lex(script, &script.match_indices('@').map(|(i, _)| i..i + 1).collect::<Vec<_>>(), Dialect::Posix);
         use Context::Heredoc as H;
-        assert_eq!(lexed.contexts, vec![
-            H { expands: true, heredoc: 0 },
-            H { expands: true, heredoc: 0 },
-            Word,
-            Context::Unsafe(Unsafe::Parameter),
-            H { expands: false, heredoc: 1 },
-            H { expands: true, heredoc: 2 },
-            Word,
-        ]);
+        assert_eq!(
+            lexed.contexts,
+            vec![
+                H { expands: true, heredoc: 0 },
+                H { expands: true, heredoc: 0 },
+                Word,
+                Context::Unsafe(Unsafe::Parameter),
+                H { expands: false, heredoc: 1 },
+                H { expands: true, heredoc: 2 },
+                Word,
+            ]
+        );
         assert_eq!(lexed.heredocs[0].delimiter, "EOF");
         assert_eq!(&script[lexed.heredocs[1].body.clone()], "@ $x\n");
         assert!(lexed.heredocs[2].strip_tabs && lexed.heredocs[2].ends_at("\t\tT"));
@@ -1215,14 +1454,20 @@ mod tests {
 
     #[test]
     fn shells_are_found_in_argv() {
-        assert_eq!(script_in_argv(&["sh", "-c", "x", "sh", "y"]), Some((2, Dialect::Posix)));
-        assert_eq!(script_in_argv(&["/bin/bash", "-euo", "pipefail", "-c", "x"]), Some((4, Dialect::Bash)));
-        assert_eq!(script_in_argv(&["bash", "-ec", "x"]), Some((2, Dialect::Bash)));
-        assert_eq!(script_in_argv(&["env", "LC_ALL=C", "zsh", "-c", "x"]), Some((4, Dialect::Zsh)));
-        assert_eq!(script_in_argv(&["bash", "--norc", "-c", "--", "x"]), Some((4, Dialect::Bash)));
-        assert_eq!(script_in_argv(&["sh", "script.sh", "-c"]), None);
-        assert_eq!(script_in_argv(&["python3", "-c", "x"]), None);
-        assert_eq!(script_in_argv(&["sh", "-c"]), None);
+        assert_eq!(scripts_in_argv(&["sh", "-c", "x", "sh", "y"]), vec![(2, Dialect::Posix)]);
+        assert_eq!(scripts_in_argv(&["/bin/bash", "-euo", "pipefail", "-c", "x"]), vec![(4, Dialect::Bash)]);
+        assert_eq!(scripts_in_argv(&["bash", "-ec", "x"]), vec![(2, Dialect::Bash)]);
+        assert_eq!(scripts_in_argv(&["env", "LC_ALL=C", "zsh", "-c", "x"]), vec![(4, Dialect::Zsh)]);
+        assert_eq!(scripts_in_argv(&["sudo", "-u", "www", "sh", "-c", "x"]), vec![(5, Dialect::Posix)]);
+        assert_eq!(scripts_in_argv(&["bash", "--norc", "-c", "--", "x"]), vec![(4, Dialect::Bash)]);
+        assert_eq!(
+            scripts_in_argv(&["ssh", "-p", "22", "host", "ls", "x"]),
+            vec![(4, Dialect::Posix), (5, Dialect::Posix)]
+        );
+        assert_eq!(scripts_in_argv(&["su", "-", "www", "-c", "x"]), vec![(4, Dialect::Posix)]);
+        assert!(scripts_in_argv(&["sh", "script.sh", "-c"]).is_empty());
+        assert!(scripts_in_argv(&["python3", "-c", "x"]).is_empty());
+        assert!(scripts_in_argv(&["{{ shell }}", "-c", "x"]).is_empty());
         assert_eq!(Dialect::of("/usr/bin/fish"), Dialect::Other);
         assert_eq!(Dialect::of("mksh"), Dialect::Ksh);
     }

@@ -131,23 +131,26 @@ impl Template {
                 }
             }
         }
-        let contexts = match dialect {
-            Dialect::Other => vec![Context::Unsafe(Unsafe::UnknownShell); holes.len()],
-            _ => shell::lex(&script, &holes, dialect).contexts,
+        let (contexts, reparsed) = match dialect {
+            Dialect::Other => (vec![Context::Unsafe(Unsafe::UnknownShell); holes.len()], vec![None; holes.len()]),
+            _ => {
+                let lexed = shell::lex(&script, &holes, dialect);
+                (lexed.contexts, lexed.reparsed)
+            }
         };
         let mut problems = Vec::new();
-        for ((range, inner), context) in expressions.iter().zip(contexts) {
+        for (((range, inner), context), reparsed) in expressions.iter().zip(contexts).zip(reparsed) {
             let expression = self.source[inner.clone()].trim();
-            if is_raw(expression) {
+            if ends_with_filter(expression, "safe") {
                 continue;
             }
-            let shown = format!("`{{{{ {expression} }}}}`");
-            let diagnostic = match context {
-                Context::Unsafe(why) => Diagnostic::error(format!("{shown} cannot be quoted {}", why.place()))
-                    .label("no quoting keeps a value data here")
-                    .help(why.help()),
+            let why = match (context, reparsed) {
+                (Context::Unsafe(why), _) => why,
+                (_, Some(by)) if !ends_with_filter(expression, "quote") => Unsafe::Reparsed(by),
                 _ => continue,
             };
+            let shown = format!("`{{{{ {expression} }}}}`");
+            let diagnostic = Diagnostic::error(why.message(&shown)).label(why.label()).help(why.help());
             problems.push(diagnostic.at_opt(self.at(range.clone())));
         }
         problems
@@ -234,14 +237,21 @@ impl Template {
         let mut last = 0;
         for (i, (range, index)) in holes.iter().enumerate() {
             out.push_str(&output[last..range.start]);
-            let context = lexed.as_ref().map_or(Context::Unsafe(Unsafe::UnknownShell), |l| l.contexts[i].clone());
+            let mut context = lexed.as_ref().map_or(Context::Unsafe(Unsafe::UnknownShell), |l| l.contexts[i].clone());
+            // A value another shell reads again must have been quoted for it (`| quote`).
+            if let Some(by) = lexed.as_ref().and_then(|l| l.reparsed[i].clone())
+                && !recorder.requoted[*index]
+                && !matches!(context, Context::Unsafe(_))
+            {
+                context = Context::Unsafe(Unsafe::Reparsed(by));
+            }
             let before = bytes[..range.start].last().copied();
             let after = bytes.get(range.end).copied();
             let quoted = shell::quote(&recorder.values[*index], &context, before, after).map_err(|why| {
                 let (shown, location) = self.expression(spans, range.start);
                 let message = match why {
                     Refused::Unsafe(why) => {
-                        format!("the value of {shown} cannot be quoted {} ({})", why.place(), why.help())
+                        format!("{} ({})", why.message(&format!("the value of {shown}")), why.help())
                     }
                     Refused::NewlineInComment => {
                         format!("the value of {shown} has a newline, which would end the comment it is in")
@@ -333,9 +343,9 @@ impl Template {
 
     /// The `{{ … }}` that wrote the output at `position`, and its place.
     fn expression(&self, spans: &[OutputSpan], position: usize) -> (String, Option<Location>) {
-        let span = spans.iter().find(|span| {
-            span.kind() == OutputSpanKind::Expression && span.output_range().contains(&position)
-        });
+        let span = spans
+            .iter()
+            .find(|span| span.kind() == OutputSpanKind::Expression && span.output_range().contains(&position));
         match span.map(OutputSpan::source_range) {
             Some(range) if self.source.get(range.clone()).is_some() => {
                 let expression = self.source[range.clone()].trim();
@@ -368,12 +378,10 @@ impl Template {
     }
 }
 
-/// Is this expression (the text inside `{{ }}`) spliced raw: does it end in `| safe`?
-fn is_raw(expression: &str) -> bool {
-    expression
-        .strip_suffix("safe")
-        .map(str::trim_end)
-        .is_some_and(|rest| rest.ends_with('|') && !rest.ends_with("||"))
+/// Does this expression (the text inside `{{ }}`) end with the filter `name`
+/// (`| safe`: spliced raw; `| quote`: quoted for a shell that reads it again)?
+fn ends_with_filter(expression: &str, name: &str) -> bool {
+    expression.strip_suffix(name).map(str::trim_end).is_some_and(|rest| rest.ends_with('|') && !rest.ends_with("||"))
 }
 
 /// Points into a TOML string at `range` of its value: exactly when the value
@@ -595,8 +603,12 @@ const MARK_CLOSE: char = '\u{E001}';
 struct Recorder {
     nonce: String,
     values: Vec<String>,
+    /// For each value: was it quoted by `| quote` (for a shell that reads it again)?
+    requoted: Vec<bool>,
     /// Texts `| safe` produced in this render: written raw.
     raw: HashSet<String>,
+    /// Texts `| quote` produced in this render.
+    quoted: HashSet<String>,
 }
 
 impl Recorder {
@@ -605,7 +617,13 @@ impl Recorder {
         let state = std::collections::hash_map::RandomState::new();
         let a = state.hash_one(std::time::SystemTime::now());
         let b = state.hash_one(std::process::id());
-        Recorder { nonce: format!("{a:020}{b:020}"), values: Vec::new(), raw: HashSet::new() }
+        Recorder {
+            nonce: format!("{a:020}{b:020}"),
+            values: Vec::new(),
+            requoted: Vec::new(),
+            raw: HashSet::new(),
+            quoted: HashSet::new(),
+        }
     }
 
     fn marker(&self, index: usize) -> String {
@@ -617,6 +635,7 @@ impl Recorder {
     /// text with its own values in place.
     fn record(&mut self, text: String) -> String {
         let text = if text.contains(&self.nonce) { self.expand(&text) } else { text };
+        self.requoted.push(self.quoted.contains(&text));
         self.values.push(text);
         self.marker(self.values.len() - 1)
     }
@@ -849,7 +868,15 @@ fn engine() -> &'static Environment<'static> {
         // (for a shell inside the shell, as with `ssh host …`).
         env.add_filter("quote", |value: Value| {
             let text = text_of(&value);
-            Value::from(shell::quote(&text, &Context::Word, None, None).unwrap_or_else(|_| shell::single_quote(&text)))
+            let quoted = shell::quote(&text, &Context::Word, None, None).unwrap_or_else(|_| shell::single_quote(&text));
+            RECORDING.with(|cell| {
+                if let Ok(mut recording) = cell.try_borrow_mut()
+                    && let Some(recorder) = recording.as_mut()
+                {
+                    recorder.quoted.insert(quoted.clone());
+                }
+            });
+            Value::from(quoted)
         });
         env
     })
@@ -890,10 +917,7 @@ mod tests {
             "cat <<EOF\n\\$(touch PWNED) it's\nEOF\n"
         );
         assert_eq!(render("cat <<'EOF'\n{{ dir }}\nEOF\n", SH, context.clone()), "cat <<'EOF'\n$(touch PWNED)\nEOF\n");
-        assert_eq!(
-            render("echo $'{{ q }}'", Quoting::Shell(Dialect::Bash), context.clone()),
-            r"echo $'it\'s'"
-        );
+        assert_eq!(render("echo $'{{ q }}'", Quoting::Shell(Dialect::Bash), context.clone()), r"echo $'it\'s'");
         // Loops and conditions work on the real script.
         let list = minijinja::context! { items => vec!["a b", "c\"d"] };
         assert_eq!(
@@ -909,10 +933,35 @@ mod tests {
         assert_eq!(render("echo \"{{ j | tojson }}\"", SH, context.clone()), r#"echo "\"a b \$(c)\"""#);
         assert_eq!(render("echo {{ v | e }}", SH, context.clone()), "echo 'a&#x27;b $(c)'");
         assert_eq!(render("ls {{ flags | safe }} {{ flags }}", SH, context.clone()), "ls -a -b '-a -b'");
-        assert_eq!(render("{% autoescape false %}echo {{ v }}{% endautoescape %}", SH, context.clone()), r"echo 'a'\''b $(c)'");
+        assert_eq!(
+            render("{% autoescape false %}echo {{ v }}{% endautoescape %}", SH, context.clone()),
+            r"echo 'a'\''b $(c)'"
+        );
         // `| quote` quotes once more, for a shell inside the shell.
         assert_eq!(render("ssh host ls {{ flags | quote }}", SH, context.clone()), r"ssh host ls ''\''-a -b'\'''");
         assert_eq!(render("ls {{ flags | quote }}", Quoting::Plain, context), "ls '-a -b'");
+    }
+
+    #[test]
+    fn a_value_another_shell_reads_must_be_quoted_for_it() {
+        let context = minijinja::context! { v => "a b; touch PWNED" };
+        assert!(render_err("eval echo {{ v }}", context.clone()).contains("would be read again as a script by `eval`"));
+        assert!(render_err("sh -c \"echo {{ v }}\"", context.clone()).contains("by `sh -c`"));
+        assert_eq!(render("eval echo {{ v | quote }}", SH, context.clone()), r"eval echo ''\''a b; touch PWNED'\'''");
+        assert_eq!(render("sh -c \"echo {{ v | quote }}\"", SH, context.clone()), r#"sh -c "echo 'a b; touch PWNED'""#);
+        assert_eq!(
+            render("sh -c 'echo \"$1\"' sh {{ v }}", SH, context.clone()),
+            r#"sh -c 'echo "$1"' sh 'a b; touch PWNED'"#
+        );
+        let template = Template::new("ssh host ls {{ v }} {{ v | quote }}; bash <<EOF\n{{ v }}\nEOF\n", SH, None);
+        let problems: Vec<String> = template.shell_problems().into_iter().map(|d| d.message).collect();
+        assert_eq!(
+            problems,
+            vec![
+                "`{{ v }}` would be read again as a script by `ssh`",
+                "`{{ v }}` would be read again as a script by `bash`",
+            ]
+        );
     }
 
     #[test]
@@ -943,7 +992,9 @@ mod tests {
     #[test]
     fn unsafe_places_fail_to_render() {
         let context = minijinja::context! { v => "x", lines => "a\nEOF\ntouch PWNED", nl => "a\nb" };
-        assert!(render_err("echo `ls {{ v }}`", context.clone()).contains("`{{ v }}` cannot be quoted inside backticks"));
+        assert!(
+            render_err("echo `ls {{ v }}`", context.clone()).contains("`{{ v }}` cannot be quoted inside backticks")
+        );
         assert!(render_err("echo $(( {{ v }} + 1 ))", context.clone()).contains("in arithmetic"));
         assert!(
             render_err("cat <<EOF\n{{ lines }}\nEOF\n", context.clone())
@@ -970,16 +1021,20 @@ mod tests {
             None,
         );
         let problems: Vec<String> = template.shell_problems().into_iter().map(|d| d.message).collect();
-        assert_eq!(problems, vec![
-            "`{{ a }}` cannot be quoted inside backticks",
-            "`{{ b }}` cannot be quoted in arithmetic (`$((…))`, `((…))`, `let`)",
-            "`{{ c }}` cannot be quoted inside a parameter expansion `${…}`",
-            "`{{ f }}` cannot be quoted in a here-document's delimiter",
-        ]);
+        assert_eq!(
+            problems,
+            vec![
+                "`{{ a }}` cannot be quoted inside backticks",
+                "`{{ b }}` cannot be quoted in arithmetic (`$((…))`, `((…))`, `let`)",
+                "`{{ c }}` cannot be quoted inside a parameter expansion `${…}`",
+                "`{{ f }}` cannot be quoted in a here-document's delimiter",
+            ]
+        );
         let fish = Template::new("echo {{ a }} {{ b | safe }}", Quoting::shell("fish"), None);
         assert_eq!(fish.shell_problems().len(), 1);
         // Tags write nothing and raw blocks are text.
-        let tags = Template::new("{% if a %}echo {# `{{ x }}` #}{{ a }}{% endif %} {% raw %}`{{ b }}`{% endraw %}", SH, None);
+        let tags =
+            Template::new("{% if a %}echo {# `{{ x }}` #}{{ a }}{% endif %} {% raw %}`{{ b }}`{% endraw %}", SH, None);
         assert!(tags.shell_problems().is_empty());
     }
 

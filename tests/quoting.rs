@@ -149,7 +149,12 @@ fn bind(sandbox: &Sandbox, payloads: &[String], out: &Path) -> (String, Vec<Stri
 /// value, and nothing in it runs.
 #[test]
 fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
-    let sandbox = Sandbox::new();
+    // An `ssh` that runs its remote command here, joined as the real one does.
+    let bin = tempfile::tempdir().unwrap();
+    let ssh = bin.path().join("ssh");
+    std::fs::write(&ssh, "#!/bin/sh\n[ \"$1\" = -p ] && shift 2\nshift\nexec sh -c \"$*\"\n").unwrap();
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sandbox = Sandbox::new().with_path(bin.path().to_path_buf());
     let payloads = corpus();
     let n = payloads.len();
     let out = sandbox.path().join("out");
@@ -170,11 +175,22 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         ("glued", "printf '%s' x{{ p{} }}y > {{ out }}/glued-{}"),
         ("dq", "printf '%s' \"{{ p{} }}\" > \"{{ out }}/dq-{}\""),
         ("sq", "printf '%s' '{{ p{} }}' > '{{ out }}/sq-{}'"),
-        ("subst", "v=\"$(printf '%s.' \"{{ p{} }}\")\"; w=$(printf '%s.' {{ p{} }}); [ \"$v\" = \"$w\" ] && printf '%s' \"${v%.}\" > {{ out }}/subst-{}"),
+        (
+            "subst",
+            "v=\"$(printf '%s.' \"{{ p{} }}\")\"; w=$(printf '%s.' {{ p{} }}); [ \"$v\" = \"$w\" ] && printf '%s' \"${v%.}\" > {{ out }}/subst-{}",
+        ),
         ("assign", "v={{ p{} }}; printf '%s' \"$v\" > {{ out }}/assign-{}"),
-        ("case", "case {{ p{} }} in {{ p{} }}) printf '%s' {{ p{} }} > {{ out }}/case-{};; *) : > {{ out }}/case-{};; esac"),
+        (
+            "case",
+            "case {{ p{} }} in {{ p{} }}) printf '%s' {{ p{} }} > {{ out }}/case-{};; *) : > {{ out }}/case-{};; esac",
+        ),
         ("here", "cat > {{ out }}/here-{} <<PAYLOAD_END\n{{ p{} }}\nPAYLOAD_END"),
         ("qhere", "cat > {{ out }}/qhere-{} <<'PAYLOAD_END'\n{{ p{} }}\nPAYLOAD_END"),
+        // Another shell reads these again: `| quote` quotes for it, then for where it lands.
+        ("evalq", "eval printf \"'%s'\" {{ p{} | quote }} > {{ out }}/evalq-{}"),
+        ("shcq", "sh -c \"printf '%s' {{ p{} | quote }}\" > {{ out }}/shcq-{}"),
+        ("stdin", "sh > {{ out }}/stdin-{} <<PAYLOAD_END\nprintf '%s' {{ p{} | quote }}\nPAYLOAD_END"),
+        ("sshq", "ssh host \"printf '%s' {{ p{} | quote }} > {{ out | quote }}/sshq-{}\""),
     ];
     let bash = [
         ("ansi", "printf '%s' $'{{ p{} }}' > {{ out }}/ansi-{}"),
@@ -199,6 +215,11 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         "\n[[step]]\nid = \"exec-bash\"\nexec = [\"/usr/bin/env\", \"LC_ALL=C\", \"bash\", \"-euc\", {}]\n",
         toml(&exec_script)
     ));
+    let ssh_script = lines(n, "printf '%s' {{ p{} }} > {{ out }}/sshexec-{}");
+    playbook.push_str(&format!(
+        "\n[[step]]\nid = \"exec-ssh\"\nexec = [\"ssh\", \"-p\", \"22\", \"host\", {}]\n",
+        toml(&ssh_script)
+    ));
     let env: Vec<String> = (0..n).map(|i| format!("P{i} = {}", toml(&format!("{{{{ p{i} }}}}")))).collect();
     playbook.push_str(&format!(
         "\n[[step]]\nid = \"env\"\nenv = {{ {} }}\nrun = {}\n",
@@ -207,7 +228,8 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     ));
     let separator = "\n--8<--\n";
     sandbox.write("corpus.j2", &(0..n).map(|i| format!("{{{{ p{i} }}}}")).collect::<Vec<_>>().join(separator));
-    playbook.push_str("\n[[step]]\nid = \"template\"\ntemplate = { src = \"corpus.j2\", dest = \"{{ out }}/template\" }\n");
+    playbook
+        .push_str("\n[[step]]\nid = \"template\"\ntemplate = { src = \"corpus.j2\", dest = \"{{ out }}/template\" }\n");
     let edits: Vec<String> = (0..n).map(|i| format!("\"/p{i}\" = {}", toml(&format!("{{{{ p{i} }}}}")))).collect();
     playbook.push_str(&format!(
         "\n[[step]]\nid = \"edit\"\nedit = {{ path = \"{{{{ out }}}}/data.json\", json = {{ {} }} }}\n",
@@ -230,7 +252,10 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     for (i, payload) in payloads.iter().enumerate() {
         let exact = payload.as_bytes().to_vec();
         let line = format!("{payload}\n").into_bytes();
-        for place in ["word", "tight", "dq", "sq", "subst", "assign", "case", "ansi", "dbl", "check", "probe"] {
+        let places =
+            ["word", "tight", "dq", "sq", "subst", "assign", "case", "evalq", "shcq", "stdin", "sshq", "sshexec"];
+        let places = places.into_iter().chain(["ansi", "dbl"]);
+        for place in places.chain(["check", "probe"]) {
             assert_eq!(read(format!("{place}-{i}")), exact, "{place}: payload {i} {payload:?}");
         }
         assert_eq!(read(format!("exec-{i}")), [exact.clone(), exact.clone()].concat(), "exec: {payload:?}");
@@ -397,7 +422,11 @@ EOF"""
     std::fs::remove_file(sandbox.path().join("k-ran")).unwrap();
     let run = sandbox.run(&["run", &path, "--var", "v=x\ntouch PWNED"]);
     run.code(2);
-    assert!(run.stderr.contains("the value of `{{ v }}` has a newline, which would end the comment it is in"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the value of `{{ v }}` has a newline, which would end the comment it is in"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("k.toml:10:15"), "{}", run.stderr);
     assert!(pwned(sandbox.path()).is_empty() && !sandbox.path().join("k-ran").exists());
 }
