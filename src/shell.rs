@@ -94,6 +94,8 @@ pub(crate) enum Unsafe {
     Locale,
     /// Inside `$'…'` for a plain `sh`, which may or may not read it as bash does.
     AnsiCInSh,
+    /// After a `$'…\'…'` for a plain `sh`: dash and bash end it at different places.
+    AfterAnsiCInSh,
     /// Right after an unquoted `\`, which would escape the value's first character.
     AfterBackslash,
     /// Right after a `$`.
@@ -122,6 +124,7 @@ impl Unsafe {
             Unsafe::HeredocDelimiter => "in a here-document's delimiter".to_owned(),
             Unsafe::Locale => "inside a translated string `$\"…\"`".to_owned(),
             Unsafe::AnsiCInSh => "inside `$'…'`, which `sh` does not read the same everywhere".to_owned(),
+            Unsafe::AfterAnsiCInSh => "after a `$'…\\'…'`, which dash and bash end at different places".to_owned(),
             Unsafe::AfterBackslash => "right after a `\\`".to_owned(),
             Unsafe::AfterDollar => "right after a `$`".to_owned(),
             Unsafe::GluedToName(name) => format!("right after `${name}`"),
@@ -163,7 +166,9 @@ impl Unsafe {
                 "write the delimiter literally (`<<'EOF'`); values belong in the body".to_owned()
             }
             Unsafe::Locale => "write `\"…\"` instead".to_owned(),
-            Unsafe::AnsiCInSh => "write `'…'` or `\"…\"` instead, or set `shell = \"bash\"`".to_owned(),
+            Unsafe::AnsiCInSh | Unsafe::AfterAnsiCInSh => {
+                "write `'…'` or `\"…\"` instead, or set `shell = \"bash\"`".to_owned()
+            }
             Unsafe::AfterBackslash => "remove the `\\`: the value is quoted for you".to_owned(),
             Unsafe::AfterDollar => "write `\\$` for a literal `$` before the value".to_owned(),
             Unsafe::GluedToName(name) => format!("write `${{{name}}}`, so the value cannot extend the name"),
@@ -219,6 +224,7 @@ pub(crate) fn lex(script: &str, holes: &[Range<usize>], dialect: Dialect) -> Lex
         contexts: vec![None; holes.len()],
         reparsed: vec![None; holes.len()],
         reparsing: None,
+        diverged: None,
         heredocs: Vec::new(),
     };
     lexer.command(0, Close::End, false, &None);
@@ -583,6 +589,9 @@ struct Lexer<'a> {
     reparsed: Vec<Option<String>>,
     /// The command that reads the text being lexed again, if any.
     reparsing: Option<String>,
+    /// Set once the text reads differently in the shells a dialect covers
+    /// (`$'\''` in a plain `sh`): no context after it is certain.
+    diverged: Option<Unsafe>,
     heredocs: Vec<Heredoc>,
 }
 
@@ -602,9 +611,9 @@ impl Lexer<'_> {
 
     /// Records a hole's context (an enclosing unsafe place wins); returns its end.
     fn record(&mut self, hole: usize, context: Context, outer: &Option<Unsafe>) -> usize {
-        let context = match outer {
-            Some(why) => Context::Unsafe(why.clone()),
-            None => context,
+        let context = match (&self.diverged, outer) {
+            (Some(why), _) | (None, Some(why)) => Context::Unsafe(why.clone()),
+            (None, None) => context,
         };
         if self.contexts[hole].is_none() {
             self.contexts[hole] = Some(context);
@@ -1107,17 +1116,28 @@ impl Lexer<'_> {
         pos
     }
 
-    /// After an opening `$'`.
+    /// After an opening `$'`. A plain `sh` may read it as `$` and `'…'`
+    /// (dash does): when the two readings end it at different places, nothing
+    /// after it is certain.
     fn ansi_c(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
         let context = if self.dialect.ansi_c() { Context::AnsiC } else { Context::Unsafe(Unsafe::AnsiCInSh) };
+        let mut escaped_quote = false;
         while pos < self.end {
             if let Some(hole) = self.hole(pos) {
                 pos = self.record(hole, context.clone(), outer);
                 continue;
             }
             match self.text[pos] {
-                b'\'' => return pos + 1,
-                b'\\' => pos = self.backslash(pos, outer),
+                b'\'' => {
+                    if escaped_quote && !self.dialect.ansi_c() {
+                        self.diverged = Some(Unsafe::AfterAnsiCInSh);
+                    }
+                    return pos + 1;
+                }
+                b'\\' => {
+                    escaped_quote |= self.at(pos + 1) == Some(b'\'');
+                    pos = self.backslash(pos, outer);
+                }
                 _ => pos += 1,
             }
         }
@@ -1387,6 +1407,9 @@ mod tests {
         assert_eq!(contexts_in("echo $'a\\'@' @", Dialect::Bash), vec![AnsiC, Word]);
         assert_eq!(contexts_in("echo $'@'", Dialect::Zsh), vec![AnsiC]);
         assert_eq!(contexts("echo \"$'@'\""), vec![DoubleQuoted]);
+        // dash reads `$'\''` as `$`, `'\'` and an open quote: what follows is uncertain.
+        assert_eq!(contexts("echo $'a\\'' @"), vec![Context::Unsafe(Unsafe::AfterAnsiCInSh)]);
+        assert_eq!(contexts_in("echo $'a\\'' @", Dialect::Bash), vec![Word]);
     }
 
     #[test]
