@@ -192,13 +192,43 @@ pub(crate) struct Heredoc {
     pub(crate) delimiter: String,
     /// `<<-`: leading tabs are stripped from each line.
     pub(crate) strip_tabs: bool,
+    /// The delimiter is unquoted: the body expands, and a line ending in `\`
+    /// goes on on the next one (also for finding the delimiter).
+    pub(crate) expands: bool,
 }
 
 impl Heredoc {
-    /// Would this line end the here-document?
+    /// Would this (logical) line end the here-document?
     pub(crate) fn ends_at(&self, line: &str) -> bool {
         let line = if self.strip_tabs { line.trim_start_matches('\t') } else { line };
         line == self.delimiter
+    }
+
+    /// The logical lines of a body as the shell reads them to find the
+    /// delimiter: each with its text and its range in `body`.
+    pub(crate) fn lines(&self, body: &str) -> Vec<(String, Range<usize>)> {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        let mut text = String::new();
+        for (offset, line) in body.split_inclusive('\n').scan(0, |at, line| {
+            let offset = *at;
+            *at += line.len();
+            Some((offset, line))
+        }) {
+            let content = line.strip_suffix('\n').unwrap_or(line);
+            let trailing = content.len() - content.trim_end_matches('\\').len();
+            if self.expands && trailing % 2 == 1 && line.ends_with('\n') {
+                text.push_str(&content[..content.len() - 1]);
+                continue;
+            }
+            text.push_str(content);
+            lines.push((std::mem::take(&mut text), start..offset + content.len()));
+            start = offset + line.len();
+        }
+        if !text.is_empty() {
+            lines.push((text, start..body.len()));
+        }
+        lines
     }
 }
 
@@ -1007,23 +1037,41 @@ impl Lexer<'_> {
             let start = pos;
             let mut body_end = self.end;
             let mut next = self.end;
+            let heredoc = Heredoc {
+                body: 0..0,
+                delimiter: here.delimiter.clone(),
+                strip_tabs: here.strip_tabs,
+                expands: here.expands,
+            };
             let mut line = pos;
             while line < self.end {
-                let mut eol = line;
+                // One logical line: in an unquoted body a line ending in `\` goes on.
+                let mut text = Vec::new();
                 let mut has_hole = false;
-                while eol < self.end {
-                    if let Some(hole) = self.hole(eol) {
-                        has_hole = true;
-                        eol = self.holes[hole].end;
-                    } else if self.text[eol] == b'\n' {
-                        break;
-                    } else {
-                        eol += 1;
+                let mut eol = line;
+                loop {
+                    let mut trailing = 0usize;
+                    while eol < self.end {
+                        if let Some(hole) = self.hole(eol) {
+                            has_hole = true;
+                            trailing = 0;
+                            eol = self.holes[hole].end;
+                        } else if self.text[eol] == b'\n' {
+                            break;
+                        } else {
+                            trailing = if self.text[eol] == b'\\' { trailing + 1 } else { 0 };
+                            text.push(self.text[eol]);
+                            eol += 1;
+                        }
                     }
+                    if here.expands && trailing % 2 == 1 && eol < self.end {
+                        text.pop();
+                        eol += 1;
+                        continue;
+                    }
+                    break;
                 }
-                let text = String::from_utf8_lossy(&self.text[line..eol.min(self.end)]);
-                let heredoc = Heredoc { body: 0..0, delimiter: here.delimiter.clone(), strip_tabs: here.strip_tabs };
-                if !has_hole && heredoc.ends_at(&text) {
+                if !has_hole && heredoc.ends_at(&String::from_utf8_lossy(&text)) {
                     body_end = line;
                     next = (eol + 1).min(self.end);
                     break;
@@ -1031,11 +1079,7 @@ impl Lexer<'_> {
                 line = eol + 1;
             }
             let index = self.heredocs.len();
-            self.heredocs.push(Heredoc {
-                body: start..body_end,
-                delimiter: here.delimiter,
-                strip_tabs: here.strip_tabs,
-            });
+            self.heredocs.push(Heredoc { body: start..body_end, ..heredoc });
             let saved = self.end;
             self.end = body_end;
             let reparsing = std::mem::replace(&mut self.reparsing, here.reparsed.clone());
@@ -1442,6 +1486,13 @@ mod tests {
         // Inside a command substitution, and a delimiter line that holds a value is body.
         assert_eq!(contexts("x=$(cat <<E\n@\nE\n) @"), vec![H { expands: true, heredoc: 0 }, Word]);
         assert_eq!(contexts("cat <<E\nE@\nE\n"), vec![H { expands: true, heredoc: 0 }]);
+        // A line ending in `\` goes on: `x\` + `E` is no delimiter line, unless quoted.
+        assert_eq!(contexts("cat <<E\nx\\\nE\n@\nE\n@"), vec![H { expands: true, heredoc: 0 }, Word]);
+        assert_eq!(contexts("cat <<'E'\nx\\\nE\n@\nE\n@"), vec![Word, Word]);
+        assert_eq!(contexts("cat <<E\nx\\\\\nE\n@"), vec![Word]);
+        let heredoc = Heredoc { body: 0..0, delimiter: "E".into(), strip_tabs: false, expands: true };
+        let lines: Vec<String> = heredoc.lines("a\\\nE\nb\\\\\nE\n").into_iter().map(|(l, _)| l).collect();
+        assert_eq!(lines, ["aE", "b\\\\", "E"]);
     }
 
     #[test]

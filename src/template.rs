@@ -318,10 +318,9 @@ impl Template {
                     }
                 }
             }
-            let mut line_start = start;
-            for line in out[start..end].split('\n') {
-                let line_end = line_start + line.len();
-                if heredoc.ends_at(line) {
+            for (line, range) in heredoc.lines(&out[start..end]) {
+                let (line_start, line_end) = (start + range.start, start + range.end);
+                if heredoc.ends_at(&line) {
                     let culprit = inside
                         .iter()
                         .find(|i| placed[**i].start <= line_end && placed[**i].end >= line_start)
@@ -335,7 +334,6 @@ impl Template {
                         location,
                     });
                 }
-                line_start = line_end + 1;
             }
         }
         Ok(())
@@ -1001,6 +999,12 @@ mod tests {
                 .contains("the value of `{{ lines }}` makes a line `EOF` in the here-document")
         );
         assert!(render_err("cat <<-EOF\n\t{{ lines }}\n\tEOF\n", context.clone()).contains("line `EOF`"));
+        // A value that makes a line go on into the delimiter line cannot exist (its `\` is escaped) …
+        let ends = minijinja::context! { v => "a\\" };
+        assert_eq!(render("cat <<EOF\n{{ v }}\nEOF\n", SH, ends), "cat <<EOF\na\\\\\nEOF\n");
+        // … but a value can make the template's own `\` line end the document.
+        let eof = minijinja::context! { v => "EOF" };
+        assert!(render_err("cat <<EOF\n\\\n{{ v }}\nEOF\n", eof).contains("line `EOF`"));
         let tabs = minijinja::context! { v => "a\n\tb", t => "\ta" };
         assert!(render_err("cat <<-EOF\n\t{{ v }}\n\tEOF\n", tabs.clone()).contains("starts with a tab"));
         assert!(render_err("cat <<-EOF\n\t{{ t }}\nEOF\n", tabs.clone()).contains("starts with a tab"));
