@@ -255,6 +255,7 @@ pub(crate) fn lex(script: &str, holes: &[Range<usize>], dialect: Dialect) -> Lex
         reparsed: vec![None; holes.len()],
         reparsing: None,
         diverged: None,
+        depth: 0,
         heredocs: Vec::new(),
     };
     lexer.command(0, Close::End, false, &None);
@@ -619,6 +620,8 @@ struct Lexer<'a> {
     reparsed: Vec<Option<String>>,
     /// The command that reads the text being lexed again, if any.
     reparsing: Option<String>,
+    /// How deep the readers are nested.
+    depth: usize,
     /// Set once the text reads differently in the shells a dialect covers
     /// (`$'\''` in a plain `sh`): no context after it is certain.
     diverged: Option<Unsafe>,
@@ -654,7 +657,24 @@ impl Lexer<'_> {
 
     /// A list of commands from `pos` (the elements of `NAME=(…)` when
     /// `array`); returns the position after its end.
-    fn command(&mut self, mut pos: usize, close: Close, array: bool, outer: &Option<Unsafe>) -> usize {
+    fn command(&mut self, pos: usize, close: Close, array: bool, outer: &Option<Unsafe>) -> usize {
+        self.nested(|lexer| lexer.command_list(pos, close, array, outer))
+    }
+
+    /// Runs a nested reader, unless the nesting is deeper than any script
+    /// needs: then nothing after is read (its values are refused as unparsed).
+    fn nested(&mut self, read: impl FnOnce(&mut Self) -> usize) -> usize {
+        const MAX_DEPTH: usize = 200;
+        if self.depth >= MAX_DEPTH {
+            return self.end;
+        }
+        self.depth += 1;
+        let end = read(self);
+        self.depth -= 1;
+        end
+    }
+
+    fn command_list(&mut self, mut pos: usize, close: Close, array: bool, outer: &Option<Unsafe>) -> usize {
         let inherited = self.reparsing.clone();
         let mut w = Words::new();
         while pos < self.end {
@@ -1142,7 +1162,11 @@ impl Lexer<'_> {
     }
 
     /// After an opening `"` (or `$"` when `locale`).
-    fn double_quoted(&mut self, mut pos: usize, locale: bool, outer: &Option<Unsafe>) -> usize {
+    fn double_quoted(&mut self, pos: usize, locale: bool, outer: &Option<Unsafe>) -> usize {
+        self.nested(|lexer| lexer.double_quoted_text(pos, locale, outer))
+    }
+
+    fn double_quoted_text(&mut self, mut pos: usize, locale: bool, outer: &Option<Unsafe>) -> usize {
         let context = if locale { Context::Unsafe(Unsafe::Locale) } else { Context::DoubleQuoted };
         while pos < self.end {
             if let Some(hole) = self.hole(pos) {
@@ -1237,7 +1261,11 @@ impl Lexer<'_> {
     }
 
     /// After `${`: to the matching `}`; every value inside is refused.
-    fn parameter(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
+    fn parameter(&mut self, pos: usize, outer: &Option<Unsafe>) -> usize {
+        self.nested(|lexer| lexer.parameter_text(pos, outer))
+    }
+
+    fn parameter_text(&mut self, mut pos: usize, outer: &Option<Unsafe>) -> usize {
         let inner = Some(outer.clone().unwrap_or(Unsafe::Parameter));
         while pos < self.end {
             if let Some(hole) = self.hole(pos) {
@@ -1258,7 +1286,11 @@ impl Lexer<'_> {
     }
 
     /// Inside arithmetic, to its closer; every value inside is refused.
-    fn arith(&mut self, mut pos: usize, closer: Closer, outer: &Option<Unsafe>) -> usize {
+    fn arith(&mut self, pos: usize, closer: Closer, outer: &Option<Unsafe>) -> usize {
+        self.nested(|lexer| lexer.arith_text(pos, closer, outer))
+    }
+
+    fn arith_text(&mut self, mut pos: usize, closer: Closer, outer: &Option<Unsafe>) -> usize {
         let inner = Some(outer.clone().unwrap_or(Unsafe::Arithmetic));
         let mut depth = 0usize;
         while pos < self.end {
@@ -1493,6 +1525,16 @@ mod tests {
         let heredoc = Heredoc { body: 0..0, delimiter: "E".into(), strip_tabs: false, expands: true };
         let lines: Vec<String> = heredoc.lines("a\\\nE\nb\\\\\nE\n").into_iter().map(|(l, _)| l).collect();
         assert_eq!(lines, ["aE", "b\\\\", "E"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let script = format!("{}@{}", "$(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(contexts(&script), vec![Context::Unsafe(Unsafe::Unparsed)]);
+        let script = format!("{}@{}", "\"$(".repeat(150), ")\"".repeat(150));
+        assert_eq!(contexts(&script), vec![Context::Unsafe(Unsafe::Unparsed)]);
+        let script = format!("{}@{}", "$(".repeat(50), ")".repeat(50));
+        assert_eq!(contexts(&script), vec![Word]);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Templates and guards: one minijinja environment, strict about undefined
-//! values, that shell-quotes every value interpolated into a `run` string
-//! (`{{ x | safe }}` opts out) and renders secret handles as a mask unless the
-//! handle carries its value.
+//! values, that renders secret handles as a mask unless the handle carries its
+//! value. In a shell script (`Quoting::Shell`) every value is data: the render
+//! writes a marker for each value, `shell` says which context each marker
+//! landed in, and the value is quoted for that context, or refused where
+//! nothing is safe; only `{{ x | safe }}` splices raw text. `validate` gets the
+//! same verdicts from the source (`shell_problems`), and a shell's `${#…}`,
+//! which minijinja would read as a comment, its own diagnostic.
 //!
 //! This module compiles, renders and evaluates; it does not know which names a
 //! playbook declares (that is `check`) or what a step means (that is `plan`).
