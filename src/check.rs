@@ -642,7 +642,7 @@ impl Checker {
         let command = match (&p.run, &p.exec) {
             (Some(run), _) => Command::Shell {
                 shell: "sh".to_owned(),
-                script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
+                script: Template::new(run.get_ref(), Quoting::shell("sh"), Some(loc(source, run))),
             },
             (None, Some(exec)) => self.exec(exec, source, &location)?,
             (None, None) => return None,
@@ -784,10 +784,11 @@ impl Checker {
         self.template(&name, names);
         self.shell_name(c.shell.as_ref(), source);
         let command = match (&c.run, &c.exec) {
-            (Some(run), None) => Command::Shell {
-                shell: c.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone()),
-                script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
-            },
+            (Some(run), None) => {
+                let shell = c.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
+                let script = Template::new(run.get_ref(), Quoting::shell(&shell), Some(loc(source, run)));
+                Command::Shell { shell, script }
+            }
             (None, Some(exec)) => self.exec(exec, source, &location)?,
             _ => {
                 self.push(
@@ -855,8 +856,20 @@ impl Checker {
             self.push(Diagnostic::error("`exec` needs at least the program").at(at.clone()));
             return None;
         }
+        // `sh -c SCRIPT`, `ssh HOST COMMAND…`: a script, quoted like a `run` string.
+        let argv: Vec<&str> = exec.iter().map(|arg| arg.get_ref().as_str()).collect();
+        let scripts = crate::shell::scripts_in_argv(&argv);
         Some(Command::Exec(
-            exec.iter().map(|arg| Template::new(arg.get_ref(), Quoting::Plain, Some(loc(source, arg)))).collect(),
+            exec.iter()
+                .enumerate()
+                .map(|(i, arg)| {
+                    let quoting = match scripts.iter().find(|(at, _)| *at == i) {
+                        Some((_, dialect)) => Quoting::Shell(*dialect),
+                        None => Quoting::Plain,
+                    };
+                    Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
+                })
+                .collect(),
         ))
     }
 
@@ -966,8 +979,8 @@ impl Checker {
         }
 
         let action = if let Some(run) = &s.run {
-            let script = Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run)));
             let shell = s.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
+            let script = Template::new(run.get_ref(), Quoting::shell(&shell), Some(loc(source, run)));
             Action::Command(Command::Shell { shell, script })
         } else if let Some(exec) = &s.exec {
             let Some(command) = self.exec(exec, source, &id_location) else {
@@ -1363,7 +1376,7 @@ impl Checker {
                 None
             }
             RawRollback::Run(script) => {
-                let script = Template::new(script, Quoting::Shell, Some(location));
+                let script = Template::new(script, Quoting::shell("sh"), Some(location));
                 self.template(&script, names);
                 Some(Rollback::Action {
                     action: Box::new(Action::Command(Command::Shell { shell: "sh".to_owned(), script })),
@@ -1390,10 +1403,8 @@ impl Checker {
                 }
                 let action = if let Some(run) = &table.run {
                     let shell = table.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
-                    Action::Command(Command::Shell {
-                        shell,
-                        script: Template::new(run.get_ref(), Quoting::Shell, Some(loc(source, run))),
-                    })
+                    let script = Template::new(run.get_ref(), Quoting::shell(&shell), Some(loc(source, run)));
+                    Action::Command(Command::Shell { shell, script })
                 } else if let Some(exec) = &table.exec {
                     Action::Command(self.exec(exec, source, &location)?)
                 } else if let Some(edit) = &table.edit {
@@ -1581,8 +1592,11 @@ impl Checker {
 
     fn template(&mut self, template: &Template, names: &Names<'_>) {
         match template.analyze() {
-            Ok(used) => self.names_used(&used, template, names),
-            Err(diagnostic) => self.push(diagnostic),
+            Ok(used) => {
+                self.names_used(&used, template, names);
+                self.diagnostics.extend(template.shell_problems());
+            }
+            Err(diagnostics) => self.diagnostics.extend(diagnostics),
         }
     }
 

@@ -121,7 +121,9 @@ fn new_run_id() -> String {
 fn plan_failure(error: plan::PlanError) -> Failure {
     match error {
         plan::PlanError::Invalid(diagnostics) => {
-            Failure::new(Exit::Invalid, crate::diagnostic::render_all(&diagnostics, false))
+            // `failed` prints the `error: ` the rendered diagnostics start with.
+            let rendered = crate::diagnostic::render_all(&diagnostics, false);
+            Failure::new(Exit::Invalid, rendered.strip_prefix("error: ").unwrap_or(&rendered))
         }
         plan::PlanError::Version { message, usage } => Failure::new(
             if usage { Exit::Invalid } else { Exit::NotReady },

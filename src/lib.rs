@@ -28,6 +28,7 @@ mod runs;
 mod schema;
 mod secrets;
 mod select;
+mod shell;
 mod status;
 mod template;
 mod ui;

@@ -406,9 +406,9 @@ impl Vars {
                         }
                     }
                 }
-                Err(diagnostic) => {
+                Err(diagnostics) => {
                     broken = true;
-                    self.diagnostics.push(diagnostic);
+                    self.diagnostics.extend(diagnostics);
                 }
             }
         }

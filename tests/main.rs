@@ -17,6 +17,7 @@ mod language;
 mod plan;
 mod promises;
 mod properties;
+mod quoting;
 mod templates;
 mod variables;
 mod versions;
