@@ -483,7 +483,7 @@ fn reopen(
 }
 
 /// The environment variable that marks a step's processes: `RUN_ID/PHASE/STEP`.
-const STEP_MARK: &str = "UPSHIFT_STEP";
+pub(crate) const STEP_MARK: &str = "UPSHIFT_STEP";
 
 fn step_mark(run_id: &str, phase: Phase, step: &str) -> String {
     let phase = match phase {
@@ -1167,6 +1167,7 @@ impl<'a> Engine<'a> {
                             Err(error) => journal_error = Some(error),
                         }
                     }
+                    Watch::RemoteGroup { .. } => {}
                     Watch::Line(stream, line) => reporter.event(&Event::Output {
                         step: &id,
                         stream: match stream {

@@ -156,6 +156,12 @@ pub(crate) fn replace_content(path: &Path, content: &[u8], mode: Option<u32>) ->
     write_file(&state.path, content, (state.uid, state.gid), mode)
 }
 
+/// Writes `content` at `state.path` (no symlink followed) with `state`'s owner
+/// and mode (a new file's mode when it has none): how a snapshot puts a file back.
+pub(crate) fn write_as(state: &FileState, content: &[u8]) -> std::io::Result<()> {
+    write_file(&state.path, content, (state.uid, state.gid), state.mode.unwrap_or_else(|| new_file_mode(None)))
+}
+
 /// Writes `content` to `path` (no symlink there) with this owner and mode.
 fn write_file(path: &Path, content: &[u8], owner: (Option<u32>, Option<u32>), mode: u32) -> std::io::Result<()> {
     let me = rustix::process::geteuid().as_raw();

@@ -31,6 +31,7 @@ mod select;
 mod shell;
 mod status;
 mod template;
+mod transport;
 mod ui;
 mod vars;
 mod version;

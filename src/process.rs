@@ -74,6 +74,8 @@ pub(crate) enum Watch<'a> {
     Spawned { pgid: u32, start: u64 },
     /// One line of output, masked.
     Line(Stream, &'a str),
+    /// On a host: the command's remote process group.
+    RemoteGroup { pgid: u32 },
 }
 
 /// Runs commands on one target.
@@ -126,7 +128,6 @@ impl Executor for Local {
     }
 
     fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output> {
-        let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("an empty command"))?;
         if let Some(cwd) = &spec.cwd
             && !cwd.is_dir()
         {
@@ -135,159 +136,215 @@ impl Executor for Local {
                 format!("its working directory `{}` does not exist", cwd.display()),
             ));
         }
-        // An absolute program lets std spawn with posix_spawn (vfork) instead of
-        // fork: duct passes the whole environment, PATH included, and std only
-        // searches PATH itself after a fork.
-        let path_override = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-        let program = resolve_program(program, path_override);
-        let (out_reader, out_writer) = os_pipe::pipe()?;
-        let (err_reader, err_writer) = os_pipe::pipe()?;
-        // Built in a block so every intermediate expression (each holds the
-        // pipes' write ends) is dropped with it.
-        let expression = {
-            let mut expression =
-                duct::cmd(program, args).stdin_null().stdout_file(out_writer).stderr_file(err_writer).unchecked();
-            if let Some(cwd) = &spec.cwd {
-                expression = expression.dir(cwd);
-            }
-            for (key, value) in &spec.env {
-                expression = expression.env(key, value);
-            }
-            expression.before_spawn(|command| {
-                use std::os::unix::process::CommandExt;
-                command.process_group(0);
-                Ok(())
-            })
-        };
-        let started = Instant::now();
-        let handle = expression.start()?;
-        // Our copies of the write ends must close, or the readers never see EOF.
-        drop(expression);
-        let pgid = handle.pids().first().copied();
-        if let Some(pgid) = pgid {
-            watch(Watch::Spawned { pgid, start: start_time(pgid).unwrap_or(0) });
-        }
-
-        // One loop, no threads: poll both pipes (waking for output or EOF),
-        // and between polls look at the child, the clock and the signals.
-        let mut output = Output::default();
-        let mut streams = [
-            (Stream::Stdout, Some(out_reader), Vec::<u8>::new()),
-            (Stream::Stderr, Some(err_reader), Vec::<u8>::new()),
-        ];
-        let mut exited_at: Option<Instant> = None;
-        let mut stopping: Option<(Instant, bool)> = None;
-        let status = loop {
-            let open = streams.iter().filter(|(_, r, _)| r.is_some()).count();
-            if open > 0 {
-                let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
-                let mut ready = [false; 2];
-                {
-                    let mut fds: Vec<(usize, rustix::event::PollFd<'_>)> = streams
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, (_, r, _))| {
-                            r.as_ref().map(|r| (i, rustix::event::PollFd::new(r, rustix::event::PollFlags::IN)))
-                        })
-                        .collect();
-                    let mut just: Vec<rustix::event::PollFd<'_>> = fds.iter().map(|(_, fd)| fd.clone()).collect();
-                    match rustix::event::poll(&mut just, Some(&timeout)) {
-                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                        Err(error) => return Err(error.into()),
-                    }
-                    for ((i, _), fd) in fds.iter_mut().zip(&just) {
-                        ready[*i] = !fd.revents().is_empty();
-                    }
-                }
-                for (i, is_ready) in ready.iter().enumerate() {
-                    if !is_ready {
-                        continue;
-                    }
-                    let (stream, reader, pending) = &mut streams[i];
-                    let mut chunk = [0u8; 8192];
-                    let n = match reader.as_mut().map(|r| std::io::Read::read(r, &mut chunk)) {
-                        Some(Ok(n)) => n,
-                        Some(Err(error)) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                        _ => 0,
-                    };
-                    if n == 0 {
-                        *reader = None;
-                        if !pending.is_empty() {
-                            emit(*stream, pending, &spec.masker, watch, &mut output);
-                            pending.clear();
-                        }
-                        continue;
-                    }
-                    pending.extend_from_slice(&chunk[..n]);
-                    let mut from = 0;
-                    while let Some(newline) = pending[from..].iter().position(|b| *b == b'\n') {
-                        let end = from + newline;
-                        let line = &pending[from..end];
-                        emit(*stream, line.strip_suffix(b"\r").unwrap_or(line), &spec.masker, watch, &mut output);
-                        from = end + 1;
-                    }
-                    pending.drain(..from);
-                    // A line with no end in sight: cut it where no secret is cut.
-                    while pending.len() > LINE {
-                        let Some(cut) = spec.masker.safe_cut(pending, LINE) else { break };
-                        emit(*stream, &pending[..cut], &spec.masker, watch, &mut output);
-                        pending.drain(..cut);
-                    }
-                }
-            }
-            let readers_done = streams.iter().all(|(_, r, _)| r.is_none());
-            let finished = if readers_done {
-                handle.wait_timeout(Duration::from_millis(50))?.map(|o| o.status)
-            } else {
-                handle.try_wait()?.map(|o| o.status)
-            };
-            if let Some(status) = finished {
-                // A daemon that keeps our pipes open must not hold the step forever.
-                let exited = *exited_at.get_or_insert_with(Instant::now);
-                if readers_done || exited.elapsed() > Duration::from_secs(2) {
-                    break status;
-                }
-                continue;
-            }
-            if output.interrupted.is_none()
-                && let Some(signal) = signals::pending()
-            {
-                output.interrupted = Some(signals::name(signal));
-                if let Some(pgid) = pgid {
-                    kill_group(pgid, signals::to_rustix(signal));
-                }
-                stopping = Some((Instant::now(), false));
-            }
-            if let Some(timeout) = spec.timeout
-                && !output.timed_out
-                && output.interrupted.is_none()
-                && started.elapsed() >= timeout
-            {
-                output.timed_out = true;
-                if let Some(pgid) = pgid {
-                    kill_group(pgid, rustix::process::Signal::KILL);
-                }
-            }
-            if let Some((since, killed)) = stopping
-                && !killed
-                && since.elapsed() >= grace()
-            {
-                if let Some(pgid) = pgid {
-                    kill_group(pgid, rustix::process::Signal::KILL);
-                }
-                stopping = Some((since, true));
-            }
-        };
-        output.exit_code = status.code();
-        output.elapsed = started.elapsed();
-        // Whatever is left of the group (a background grandchild) goes with the step.
-        if let Some(pgid) = pgid
-            && (output.timed_out || output.interrupted.is_some())
-        {
-            kill_group(pgid, rustix::process::Signal::KILL);
-        }
-        Ok(output)
+        run_process(spec, Stop::Group, watch)
     }
+}
+
+/// How a running command is stopped when upshift is signalled or its time is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Signal its process group here.
+    Group,
+    /// Write the signal's name (`INT`, `TERM`, `KILL`) as a line to its stdin,
+    /// which upshift holds open: a remote watcher signals the remote group
+    /// (and stops it when the line's connection drops). The local process is
+    /// killed only if it has not ended a grace period later.
+    Channel,
+}
+
+/// The prefix of a line a remote wrapper writes on stderr to name its process group.
+pub(crate) const GROUP_LINE: &str = "\u{1e}upshift-pgid ";
+
+/// Spawns `spec.argv` (its own process group) and watches it to its end.
+pub(crate) fn run_process(spec: &CommandSpec, stop: Stop, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output> {
+    let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("an empty command"))?;
+    // An absolute program lets std spawn with posix_spawn (vfork) instead of
+    // fork: duct passes the whole environment, PATH included, and std only
+    // searches PATH itself after a fork.
+    let path_override = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let program = resolve_program(program, path_override);
+    let (out_reader, out_writer) = os_pipe::pipe()?;
+    let (err_reader, err_writer) = os_pipe::pipe()?;
+    // The control channel's write end stays here (close-on-exec): when upshift
+    // dies, the channel closes, and a remote watcher stops what it watches.
+    let mut channel = None;
+    // Built in a block so every intermediate expression (each holds the
+    // pipes' read or write ends) is dropped with it.
+    let expression = {
+        let mut expression = duct::cmd(program, args).stdout_file(out_writer).stderr_file(err_writer).unchecked();
+        expression = match stop {
+            Stop::Group => expression.stdin_null(),
+            Stop::Channel => {
+                let (reader, writer) = os_pipe::pipe()?;
+                channel = Some(writer);
+                expression.stdin_file(reader)
+            }
+        };
+        if let Some(cwd) = &spec.cwd {
+            expression = expression.dir(cwd);
+        }
+        for (key, value) in &spec.env {
+            expression = expression.env(key, value);
+        }
+        expression.before_spawn(|command| {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+            Ok(())
+        })
+    };
+    let started = Instant::now();
+    let handle = expression.start()?;
+    // Our copies of the pipes' other ends must close, or the readers never see EOF.
+    drop(expression);
+    let pgid = handle.pids().first().copied();
+    if let Some(pgid) = pgid {
+        watch(Watch::Spawned { pgid, start: start_time(pgid).unwrap_or(0) });
+    }
+    let send = |channel: &mut Option<os_pipe::PipeWriter>, what: &str| {
+        if let Some(writer) = channel.as_mut() {
+            let _ = std::io::Write::write_all(writer, format!("{what}\n").as_bytes());
+        }
+    };
+
+    // One loop, no threads: poll both pipes (waking for output or EOF),
+    // and between polls look at the child, the clock and the signals.
+    let mut output = Output::default();
+    let mut streams = [
+        (Stream::Stdout, Some(out_reader), Vec::<u8>::new()),
+        (Stream::Stderr, Some(err_reader), Vec::<u8>::new()),
+    ];
+    let mut exited_at: Option<Instant> = None;
+    let mut stopping: Option<(Instant, bool)> = None;
+    let mut on_line = |stream: Stream, bytes: &[u8], output: &mut Output| {
+        if stop == Stop::Channel
+            && stream == Stream::Stderr
+            && let Some(pgid) = std::str::from_utf8(bytes).ok().and_then(|l| l.strip_prefix(GROUP_LINE))
+        {
+            if let Ok(pgid) = pgid.trim().parse() {
+                watch(Watch::RemoteGroup { pgid });
+            }
+            return;
+        }
+        emit(stream, bytes, &spec.masker, watch, output);
+    };
+    let status = loop {
+        let open = streams.iter().filter(|(_, r, _)| r.is_some()).count();
+        if open > 0 {
+            let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+            let mut ready = [false; 2];
+            {
+                let mut fds: Vec<(usize, rustix::event::PollFd<'_>)> = streams
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, r, _))| {
+                        r.as_ref().map(|r| (i, rustix::event::PollFd::new(r, rustix::event::PollFlags::IN)))
+                    })
+                    .collect();
+                let mut just: Vec<rustix::event::PollFd<'_>> = fds.iter().map(|(_, fd)| fd.clone()).collect();
+                match rustix::event::poll(&mut just, Some(&timeout)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(error) => return Err(error.into()),
+                }
+                for ((i, _), fd) in fds.iter_mut().zip(&just) {
+                    ready[*i] = !fd.revents().is_empty();
+                }
+            }
+            for (i, is_ready) in ready.iter().enumerate() {
+                if !is_ready {
+                    continue;
+                }
+                let (stream, reader, pending) = &mut streams[i];
+                let mut chunk = [0u8; 8192];
+                let n = match reader.as_mut().map(|r| std::io::Read::read(r, &mut chunk)) {
+                    Some(Ok(n)) => n,
+                    Some(Err(error)) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                    _ => 0,
+                };
+                if n == 0 {
+                    *reader = None;
+                    if !pending.is_empty() {
+                        on_line(*stream, pending, &mut output);
+                        pending.clear();
+                    }
+                    continue;
+                }
+                pending.extend_from_slice(&chunk[..n]);
+                let mut from = 0;
+                while let Some(newline) = pending[from..].iter().position(|b| *b == b'\n') {
+                    let end = from + newline;
+                    let line = &pending[from..end];
+                    on_line(*stream, line.strip_suffix(b"\r").unwrap_or(line), &mut output);
+                    from = end + 1;
+                }
+                pending.drain(..from);
+                // A line with no end in sight: cut it where no secret is cut.
+                while pending.len() > LINE {
+                    let Some(cut) = spec.masker.safe_cut(pending, LINE) else { break };
+                    on_line(*stream, &pending[..cut], &mut output);
+                    pending.drain(..cut);
+                }
+            }
+        }
+        let readers_done = streams.iter().all(|(_, r, _)| r.is_none());
+        let finished = if readers_done {
+            handle.wait_timeout(Duration::from_millis(50))?.map(|o| o.status)
+        } else {
+            handle.try_wait()?.map(|o| o.status)
+        };
+        if let Some(status) = finished {
+            // A daemon that keeps our pipes open must not hold the step forever.
+            let exited = *exited_at.get_or_insert_with(Instant::now);
+            if readers_done || exited.elapsed() > Duration::from_secs(2) {
+                break status;
+            }
+            continue;
+        }
+        if output.interrupted.is_none()
+            && let Some(signal) = signals::pending()
+        {
+            output.interrupted = Some(signals::name(signal));
+            match (stop, pgid) {
+                (Stop::Group, Some(pgid)) => kill_group(pgid, signals::to_rustix(signal)),
+                (Stop::Channel, _) => send(&mut channel, signals::remote_name(signal)),
+                (Stop::Group, None) => {}
+            }
+            stopping = Some((Instant::now(), false));
+        }
+        if let Some(timeout) = spec.timeout
+            && !output.timed_out
+            && output.interrupted.is_none()
+            && started.elapsed() >= timeout
+        {
+            output.timed_out = true;
+            match (stop, pgid) {
+                (Stop::Group, Some(pgid)) => kill_group(pgid, rustix::process::Signal::KILL),
+                (Stop::Channel, _) => {
+                    send(&mut channel, "KILL");
+                    stopping = Some((Instant::now(), false));
+                }
+                (Stop::Group, None) => {}
+            }
+        }
+        if let Some((since, killed)) = stopping
+            && !killed
+            && since.elapsed() >= grace()
+        {
+            if let Some(pgid) = pgid {
+                kill_group(pgid, rustix::process::Signal::KILL);
+            }
+            stopping = Some((since, true));
+        }
+    };
+    drop(channel);
+    output.exit_code = status.code();
+    output.elapsed = started.elapsed();
+    // Whatever is left of the group (a background grandchild) goes with the step.
+    if let Some(pgid) = pgid
+        && (output.timed_out || output.interrupted.is_some())
+    {
+        kill_group(pgid, rustix::process::Signal::KILL);
+    }
+    Ok(output)
 }
 
 /// Finds `program` on PATH (as `execvp` would); a name with a `/`, or one
@@ -463,6 +520,11 @@ pub(crate) mod signals {
         }
     }
 
+    /// The signal a remote watcher sends for `signal`, by the name `kill -NAME` takes.
+    pub(crate) fn remote_name(signal: i32) -> &'static str {
+        if signal == signal_hook::consts::SIGINT { "INT" } else { "TERM" }
+    }
+
     /// What the running command gets: SIGINT stays SIGINT; SIGTERM and SIGHUP become SIGTERM.
     pub(crate) fn to_rustix(signal: i32) -> rustix::process::Signal {
         if signal == signal_hook::consts::SIGINT { rustix::process::Signal::INT } else { rustix::process::Signal::TERM }
@@ -491,6 +553,7 @@ mod tests {
             .run_watched(&spec("echo out; echo err >&2; echo $X; exit 3", None), &mut |event| match event {
                 Watch::Line(stream, line) => seen.push((stream, line.to_owned())),
                 Watch::Spawned { pgid, .. } => spawned = Some(pgid),
+                Watch::RemoteGroup { .. } => {}
             })
             .unwrap();
         assert_eq!(output.stdout, "out\n1\n");
