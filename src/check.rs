@@ -19,12 +19,13 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, Source, did_you_mean};
 use crate::document;
 use crate::playbook::{
-    Action, Bound, Check, Command, Edit, EditKind, Expect, Extract, FileTemplate, MatrixRow, Missing, Pattern,
-    Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, Target, VersionSpec, WindowRule, WindowSpec,
+    Action, Batch, Bound, Check, Command, Count, Edit, EditKind, Expect, Extract, FileTemplate, Host, Inventory, LOCAL,
+    MatrixRow, Missing, Pattern, Playbook, Probe, Rollback, Scope, Secret, SecretSource, Step, StepId, Target,
+    VersionSpec, WindowRule, WindowSpec,
 };
 use crate::raw::{
-    RawCheck, RawEdit, RawEnvironment, RawPlaybook, RawProbe, RawRollback, RawSecret, RawStep, RawTemplate, RawValue,
-    RawVersion, RawWindow,
+    RawCheck, RawEdit, RawEnvironment, RawFleet, RawHost, RawPlaybook, RawProbe, RawRollback, RawSecret, RawSsh,
+    RawStep, RawTemplate, RawValue, RawVersion, RawWindow,
 };
 use crate::template::{Guard, Quoting, Template, locate_name};
 use crate::vars::{Kind, Layer, Vars};
@@ -50,7 +51,8 @@ const MAX_ID: usize = 100;
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Context names every template may read besides the vars.
-const BUILTINS: [&str; 8] = ["vars", "env", "secrets", "version", "requirements", "steps", "run", "step"];
+const BUILTINS: [&str; 10] =
+    ["vars", "env", "secrets", "version", "requirements", "steps", "run", "step", "host", "hosts"];
 const VERSION_FIELDS: [&str; 5] = ["current", "target", "change", "scheme", "candidates"];
 const VERSION_ATTRIBUTES: [&str; 6] = ["major", "minor", "patch", "patch_level", "stability", "text"];
 const STEP_FIELDS: [&str; 4] = ["stdout", "exit_code", "skipped", "stderr"];
@@ -86,8 +88,30 @@ struct Names<'a> {
     steps_visible: bool,
 }
 
+/// What an include hands its steps: its guards, where they run, its batches.
+#[derive(Clone, Default)]
+struct Outer {
+    guards: Vec<(Guard, Option<Arc<Scope>>)>,
+    /// `on` of an enclosing include: the names, where written.
+    on: Option<(Vec<String>, Location)>,
+    once: bool,
+    batch: Option<Batch>,
+}
+
+/// An environment's hosts and roles, to check `on` against.
+struct Fleet {
+    /// The environment file, for messages.
+    file: String,
+    hosts: Vec<String>,
+    roles: IndexMap<String, Vec<String>>,
+}
+
 #[derive(Default)]
 struct Checker {
+    /// The chosen environment's fleet: what `on` resolves against (`None`: this machine).
+    fleet: Option<Inventory>,
+    /// Every fleet `on` is checked against (the chosen one, or all when none is chosen).
+    fleets: Vec<Fleet>,
     diagnostics: Vec<Diagnostic>,
     hasher: Sha256,
     /// Ids of the steps checked so far, in order: what `steps.*` may name.
@@ -170,14 +194,19 @@ impl Checker {
         let bound = inputs.env.is_some() || inputs.env_file.is_some();
         let environments = self.environments(&dir, inputs);
         let all: Vec<&(Arc<Source>, RawEnvironment)> = environments.iter().collect();
-        let (vars, declared) = self.variables(&raw, &source, &all, bound, environment_name.as_deref(), Some(inputs));
+        let (vars, declared) =
+            self.variables(&raw, &source, &all, bound, environment_name.as_deref(), Some(inputs), None);
         if !bound {
             // Without `--env`, every environment beside the playbook is checked as if chosen.
             for environment in &environments {
                 let path = PathBuf::from(&environment.0.display);
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-                self.variables(&raw, &source, &[environment], true, name.as_deref(), None);
+                self.variables(&raw, &source, &[environment], true, name.as_deref(), None, None);
+                // Its hosts too (their vars, how they are reached), without binding them.
+                self.inventory(&raw, &source, environment, name.as_deref(), None);
             }
+        } else if let Some(environment) = environments.first() {
+            self.fleet = self.inventory(&raw, &source, environment, environment_name.as_deref(), Some(inputs));
         }
         let mut secrets_raw: IndexMap<String, (Spanned<RawSecretOwned>, Arc<Source>)> = raw
             .secrets
@@ -213,7 +242,12 @@ impl Checker {
 
         let secrets = self.secrets(&secrets_raw, &dir);
         let secret_names: BTreeSet<String> = secrets.keys().cloned().collect();
-        let version = raw.version.as_ref().and_then(|v| self.version(v, &source));
+        let version = raw.version.as_ref().and_then(|v| self.version(v, &source)).map(|mut version| {
+            let on = raw.version.as_ref().and_then(|v| v.get_ref().on.as_ref());
+            let names = on.map(|on| (vec![on.get_ref().clone()], loc(&source, on)));
+            version.on = self.targets(names.as_ref(), true).into_iter().next().unwrap_or_else(|| LOCAL.to_owned());
+            version
+        });
         let requirements: BTreeSet<String> = version
             .as_ref()
             .map(|v| v.matrix.iter().flat_map(|row| row.set.keys().cloned()).collect())
@@ -238,11 +272,11 @@ impl Checker {
         let names = Names { steps_visible: true, ..names };
         let mut stack = vec![path.clone()];
         for step in &raw.step {
-            self.step(step, &source, &dir, None, Vec::new(), &names, &mut ids, &mut stack, &mut steps);
+            self.step(step, &source, &dir, None, Outer::default(), &names, &mut ids, &mut stack, &mut steps);
         }
         let mut finally = Vec::new();
         for step in &raw.finally {
-            self.step(step, &source, &dir, None, Vec::new(), &names, &mut ids, &mut stack, &mut finally);
+            self.step(step, &source, &dir, None, Outer::default(), &names, &mut ids, &mut stack, &mut finally);
         }
         for step in &finally {
             if step.read_only {
@@ -271,6 +305,7 @@ impl Checker {
             steps,
             finally,
             fingerprint,
+            inventory: self.fleet.take(),
         })
     }
 
@@ -287,6 +322,7 @@ impl Checker {
         bound: bool,
         environment_name: Option<&str>,
         inputs: Option<&Inputs>,
+        host: Option<(&Arc<Source>, &RawHost, crate::vars::HostInfo)>,
     ) -> (IndexMap<String, serde_json::Value>, BTreeSet<String>) {
         let mut vars = Vars::new(environment_name);
         for (key, value) in &raw.vars {
@@ -328,6 +364,25 @@ impl Checker {
                 }
             }
         }
+        // A host's values: above the environment's, below `--var-file` and `--var`.
+        if let Some((env_source, raw_host, info)) = host {
+            for (key, value) in &raw_host.vars {
+                if vars.contains(key.get_ref()) {
+                    let at = Location::new(env_source, value.span());
+                    vars.set_from_file(key.get_ref(), value.get_ref(), at, Layer::Host);
+                } else {
+                    let mut diagnostic =
+                        Diagnostic::error(format!("`{}` is not a variable of this playbook", key.get_ref()))
+                            .at(Location::new(env_source, key.span()))
+                            .label("a host var must be declared in the playbook or the environment");
+                    if let Some(close) = did_you_mean(key.get_ref(), vars.names()) {
+                        diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                    }
+                    self.push(diagnostic);
+                }
+            }
+            vars.for_host(info);
+        }
         for file in inputs.map(|i| i.var_files.as_slice()).unwrap_or_default() {
             self.var_file(file, &mut vars);
         }
@@ -349,6 +404,275 @@ impl Checker {
             self.note_read(&name);
         }
         (values, declared)
+    }
+
+    /// The fleet of an environment: its hosts (each with its own values of the
+    /// variables), how to reach them and how steps run over them. Every
+    /// problem is reported; `None` without hosts, or when the hosts cannot be used.
+    fn inventory(
+        &mut self,
+        raw: &RawPlaybook,
+        source: &Arc<Source>,
+        environment: &(Arc<Source>, RawEnvironment),
+        environment_name: Option<&str>,
+        inputs: Option<&Inputs>,
+    ) -> Option<Inventory> {
+        let (env_source, env) = environment;
+        let env_dir = Path::new(&env_source.display).parent().map(absolute).unwrap_or_default();
+        if env.hosts.is_empty() {
+            for (table, span) in
+                [("ssh", env.ssh.as_ref().map(|s| s.span())), ("fleet", env.fleet.as_ref().map(|f| f.span()))]
+            {
+                if let Some(span) = span {
+                    self.push(
+                        Diagnostic::error(format!("`[{table}]` without any `[hosts.NAME]`"))
+                            .at(Location::new(env_source, span))
+                            .help("declare the hosts, or remove the table: without hosts everything runs here"),
+                    );
+                }
+            }
+            return None;
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut roles: IndexMap<String, Vec<String>> = IndexMap::new();
+        for (key, host) in &env.hosts {
+            let name = key.get_ref();
+            if !StepId::is_valid(name) || name == LOCAL {
+                self.push(
+                    Diagnostic::error(format!("`{name}` cannot name a host"))
+                        .at(Location::new(env_source, key.span()))
+                        .help("host names match `[a-z0-9][a-z0-9_-]*`, and `local` is this machine"),
+                );
+            }
+            names.push(name.clone());
+            for role in &host.get_ref().roles {
+                if !StepId::is_valid(role.get_ref()) || role.get_ref() == LOCAL {
+                    self.push(
+                        Diagnostic::error(format!("`{}` cannot name a role", role.get_ref()))
+                            .at(Location::new(env_source, role.span()))
+                            .help("role names match `[a-z0-9][a-z0-9_-]*`"),
+                    );
+                }
+                roles.entry(role.get_ref().clone()).or_default().push(name.clone());
+            }
+        }
+        for (key, host) in &env.hosts {
+            if roles.contains_key(key.get_ref()) {
+                self.push(
+                    Diagnostic::error(format!("`{}` is both a host and a role", key.get_ref()))
+                        .at(Location::new(env_source, key.span()))
+                        .help("`on` could not tell them apart: rename one"),
+                );
+            }
+            let _ = host;
+        }
+        let ssh = self.ssh_options(env.ssh.as_ref(), env_source, &env_dir);
+        let (parallel, max_fail) = self.fleet_options(env.fleet.as_ref(), env_source);
+        let mut hosts = Vec::new();
+        for (key, host) in &env.hosts {
+            let h = host.get_ref();
+            let destination = match crate::transport::ssh::Destination::parse(h.ssh.get_ref()) {
+                Ok(destination) => destination,
+                Err(reason) => {
+                    self.push(Diagnostic::error(reason).at(Location::new(env_source, h.ssh.span())));
+                    continue;
+                }
+            };
+            let state_dir = match &h.state_dir {
+                Some(dir) if dir.get_ref().trim().is_empty() => {
+                    self.push(Diagnostic::error("`state_dir` is empty").at(Location::new(env_source, dir.span())));
+                    continue;
+                }
+                Some(dir) => dir.get_ref().clone(),
+                None => ".upshift".to_owned(),
+            };
+            let info = crate::vars::HostInfo {
+                name: key.get_ref().clone(),
+                address: destination.display(),
+                roles: h.roles.iter().map(|r| r.get_ref().clone()).collect(),
+                all: names.clone(),
+            };
+            let (vars, _) = self.variables(
+                raw,
+                source,
+                &[environment],
+                true,
+                environment_name,
+                inputs,
+                Some((env_source, h, info.clone())),
+            );
+            hosts.push(Host { name: info.name, destination, roles: info.roles, vars, state_dir });
+        }
+        self.fleets.push(Fleet { file: env_source.display.clone(), hosts: names, roles });
+        Some(Inventory { hosts, ssh, parallel, max_fail })
+    }
+
+    fn ssh_options(
+        &mut self,
+        raw: Option<&Spanned<RawSsh>>,
+        source: &Arc<Source>,
+        dir: &Path,
+    ) -> crate::transport::ssh::SshOptions {
+        let mut options =
+            crate::transport::ssh::SshOptions { connect_timeout: Duration::from_secs(10), ..Default::default() };
+        let Some(raw) = raw else { return options };
+        let r = raw.get_ref();
+        let file = |checker: &mut Checker, value: &Option<Spanned<String>>, what: &str| {
+            value.as_ref().map(|v| {
+                let path = normalize(&dir.join(v.get_ref()));
+                if !path.is_file() {
+                    checker.push(
+                        Diagnostic::error(format!(
+                            "the {what} `{}` does not exist",
+                            crate::diagnostic::display_path(&path)
+                        ))
+                        .at(loc(source, v)),
+                    );
+                }
+                path
+            })
+        };
+        options.config = file(self, &r.config, "ssh config");
+        options.known_hosts = file(self, &r.known_hosts, "known_hosts file");
+        if let Some(timeout) = self.duration(r.connect_timeout.as_ref(), source) {
+            if timeout < Duration::from_secs(1) {
+                self.push(
+                    Diagnostic::error("`connect_timeout` is under a second")
+                        .at_opt(r.connect_timeout.as_ref().map(|t| loc(source, t))),
+                );
+            } else {
+                options.connect_timeout = timeout;
+            }
+        }
+        options
+    }
+
+    fn fleet_options(&mut self, raw: Option<&Spanned<RawFleet>>, source: &Arc<Source>) -> (usize, Count) {
+        let Some(raw) = raw else { return (10, Count::Hosts(0)) };
+        let r = raw.get_ref();
+        let parallel = match &r.parallel {
+            Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 1000 => *p.get_ref() as usize,
+            Some(p) => {
+                self.push(Diagnostic::error("`parallel` is a number of hosts from 1 to 1000").at(loc(source, p)));
+                10
+            }
+            None => 10,
+        };
+        let max_fail =
+            r.max_fail.as_ref().and_then(|m| self.count(m, source, "max_fail", true)).unwrap_or(Count::Hosts(0));
+        (parallel, max_fail)
+    }
+
+    /// A count of hosts (`3`) or a share (`"25%"`); `zero` says whether 0 is allowed.
+    fn count(&mut self, raw: &Spanned<RawValue>, source: &Arc<Source>, key: &str, zero: bool) -> Option<Count> {
+        let least = usize::from(!zero);
+        let count = match raw.get_ref() {
+            RawValue::Integer(n) if *n >= least as i64 => Some(Count::Hosts(*n as usize)),
+            RawValue::String(text) => text
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .filter(|p| *p <= 100 && (*p >= 1 || zero))
+                .map(Count::Percent),
+            _ => None,
+        };
+        if count.is_none() {
+            self.push(
+                Diagnostic::error(format!("`{key}` is a number of hosts or a share such as `\"25%\"`"))
+                    .at(loc(source, raw))
+                    .label(if zero { "0 or more, or 0% to 100%" } else { "1 or more, or 1% to 100%" }),
+            );
+        }
+        count
+    }
+
+    /// The names an `on` gives: one, or a list.
+    fn names_of(&mut self, raw: &Spanned<RawValue>, source: &Arc<Source>) -> Option<(Vec<String>, Location)> {
+        let at = loc(source, raw);
+        let names = match raw.get_ref() {
+            RawValue::String(name) => vec![name.clone()],
+            RawValue::Array(items) if !items.is_empty() => {
+                let names: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
+                match names {
+                    Some(names) => names,
+                    None => {
+                        self.push(Diagnostic::error("`on` lists hosts and roles by name").at(at).label("not a name"));
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.push(
+                    Diagnostic::error("`on` names a host, a role, a list of them, or `local`")
+                        .at(at)
+                        .help("e.g. `on = \"web\"` or `on = [\"web\", \"admin\"]`"),
+                );
+                return None;
+            }
+        };
+        Some((names, at))
+    }
+
+    /// Where something runs: `on`'s names resolved in the chosen fleet (every
+    /// host when `on` is absent; this machine without a fleet), checked
+    /// against every fleet. `once` keeps the first.
+    fn targets(&mut self, on: Option<&(Vec<String>, Location)>, once: bool) -> Vec<String> {
+        if let Some((names, at)) = on {
+            let mut problems = Vec::new();
+            for fleet in &self.fleets {
+                for name in names {
+                    let known = name == LOCAL || fleet.hosts.contains(name) || fleet.roles.contains_key(name);
+                    if !known {
+                        let candidates = fleet.hosts.iter().chain(fleet.roles.keys()).map(String::as_str);
+                        let mut diagnostic =
+                            Diagnostic::error(format!("`{name}` is no host or role of `{}`", fleet.file))
+                                .at(at.clone())
+                                .label("not in the inventory");
+                        diagnostic = match did_you_mean(name, candidates) {
+                            Some(close) => diagnostic.help(format!("did you mean `{close}`?")),
+                            None => diagnostic.help(format!(
+                                "hosts: {}; roles: {}",
+                                fleet.hosts.join(", "),
+                                fleet.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )),
+                        };
+                        problems.push(diagnostic);
+                    }
+                }
+            }
+            self.diagnostics.extend(problems);
+        }
+        let Some(fleet) = &self.fleet else {
+            return vec![LOCAL.to_owned()];
+        };
+        let mut targets: Vec<String> = match on {
+            None => fleet.hosts.iter().map(|h| h.name.clone()).collect(),
+            Some((names, _)) => {
+                let mut local = false;
+                let mut chosen: Vec<&str> = Vec::new();
+                for name in names {
+                    if name == LOCAL {
+                        local = true;
+                    }
+                    for host in &fleet.hosts {
+                        if host.name == *name || host.roles.contains(name) {
+                            chosen.push(&host.name);
+                        }
+                    }
+                }
+                let mut ordered: Vec<String> = if local { vec![LOCAL.to_owned()] } else { Vec::new() };
+                ordered
+                    .extend(fleet.hosts.iter().filter(|h| chosen.contains(&h.name.as_str())).map(|h| h.name.clone()));
+                ordered
+            }
+        };
+        if once {
+            targets.truncate(1);
+        }
+        if targets.is_empty() {
+            // A role no host of this fleet has: reported above when unknown; run nowhere otherwise.
+            return targets;
+        }
+        targets
     }
 
     fn format(&mut self, raw: &RawPlaybook, source: &Arc<Source>, playbook: bool) {
@@ -604,6 +928,7 @@ impl Checker {
             allow_downgrade: v.allow_downgrade.unwrap_or(false),
             allow_prerelease: v.allow_prerelease.unwrap_or(false),
             matrix,
+            on: LOCAL.to_owned(),
         })
     }
 
@@ -848,7 +1173,9 @@ impl Checker {
         let cwd = self.optional_template(&c.cwd, source, names);
         let env = self.env(&c.env, source, names);
         let timeout = self.timeout(c.timeout.as_ref(), source).unwrap_or(Duration::from_secs(60));
-        Some(Check { name, command, expect, hint, guard, cwd, env, timeout })
+        let on = c.on.as_ref().and_then(|on| self.names_of(on, source));
+        let targets = self.targets(on.as_ref(), false);
+        Some(Check { name, command, expect, hint, guard, cwd, env, timeout, targets })
     }
 
     fn exec(&mut self, exec: &[Spanned<String>], source: &Arc<Source>, at: &Location) -> Option<Command> {
@@ -880,7 +1207,7 @@ impl Checker {
         source: &Arc<Source>,
         dir: &Path,
         scope: Option<&Arc<Scope>>,
-        outer_guards: Vec<(Guard, Option<Arc<Scope>>)>,
+        outer: Outer,
         names: &Names<'_>,
         ids: &mut HashMap<String, Location>,
         stack: &mut Vec<PathBuf>,
@@ -968,15 +1295,41 @@ impl Checker {
         if let Some(guard) = &guard {
             self.guard(guard, names);
         }
-        let mut guards = outer_guards;
+        let mut outer = outer;
         if let Some(guard) = guard {
-            guards.push((guard, scope.cloned()));
+            outer.guards.push((guard, scope.cloned()));
         }
-
+        // Where it runs: its own `on`, or its include's.
+        let on = s.on.as_ref().and_then(|on| self.names_of(on, source));
+        let once = s.once.unwrap_or(outer.once);
         if let Some(include) = &s.include {
-            self.include(include, s, source, dir, scope, guards, names, &full_id, ids, stack, out);
+            if on.is_some() {
+                outer.on = on;
+            }
+            outer.once = once;
+            if let Some(serial) = &s.serial {
+                if outer.batch.is_some() {
+                    self.push(
+                        Diagnostic::error("`serial` includes cannot nest")
+                            .at(loc(source, serial))
+                            .help("roll the outer include, or the inner one"),
+                    );
+                } else if let Some(count) = self.count(serial, source, "serial", false) {
+                    outer.batch = Some(Batch { include: full_id.clone(), serial: count });
+                }
+            }
+            self.include(include, s, source, dir, scope, outer, names, &full_id, ids, stack, out);
             return;
         }
+        if let Some(serial) = &s.serial {
+            self.push(
+                Diagnostic::error("`serial` is only for `include` steps")
+                    .at(loc(source, serial))
+                    .help("put the steps to roll over the hosts in an included file"),
+            );
+        }
+        let targets = self.targets(on.as_ref().or(outer.on.as_ref()), once);
+        let guards = outer.guards;
 
         let action = if let Some(run) = &s.run {
             let shell = s.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
@@ -1059,6 +1412,8 @@ impl Checker {
             continue_on_error: s.continue_on_error.unwrap_or(false),
             scope: scope.cloned(),
             location,
+            targets,
+            batch: outer.batch,
         });
     }
 
@@ -1070,7 +1425,7 @@ impl Checker {
         source: &Arc<Source>,
         dir: &Path,
         scope: Option<&Arc<Scope>>,
-        guards: Vec<(Guard, Option<Arc<Scope>>)>,
+        outer: Outer,
         names: &Names<'_>,
         full_id: &str,
         ids: &mut HashMap<String, Location>,
@@ -1238,7 +1593,7 @@ impl Checker {
         let inner_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
         stack.push(path);
         for step in &raw.step {
-            self.step(step, &inner_source, &inner_dir, Some(&new_scope), guards.clone(), &inner_names, ids, stack, out);
+            self.step(step, &inner_source, &inner_dir, Some(&new_scope), outer.clone(), &inner_names, ids, stack, out);
         }
         stack.pop();
     }
@@ -1670,6 +2025,9 @@ fn undeclared(name: &str, names: &Names<'_>, steps: &[String]) -> Option<Diagnos
         },
         ("env", Some(field)) if field != "name" => unknown_member("environment field", field, vec!["name"]),
         ("run", Some(field)) if !RUN_FIELDS.contains(&field) => unknown_member("run field", field, RUN_FIELDS.to_vec()),
+        ("host", Some(field)) if !crate::vars::HOST_FIELDS.contains(&field) => {
+            unknown_member("host field", field, crate::vars::HOST_FIELDS.to_vec())
+        }
         ("step", _) if !names.steps_visible => Some(
             Diagnostic::error("`step` is only known inside a step")
                 .label("not a step")

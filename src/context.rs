@@ -119,11 +119,40 @@ impl Context {
         secret_values: Option<&BTreeMap<String, String>>,
         run: (&str, &str),
     ) -> Context {
+        Context::on(playbook, crate::playbook::LOCAL, selection, secret_values, run)
+    }
+
+    /// The context of a playbook on one target (a host of its fleet, or `local`):
+    /// that host's variables, and `host.*`, `hosts`.
+    pub(crate) fn on(
+        playbook: &Playbook,
+        target: &str,
+        selection: Option<&Selection>,
+        secret_values: Option<&BTreeMap<String, String>>,
+        run: (&str, &str),
+    ) -> Context {
         let mut base = BTreeMap::new();
-        for (key, value) in &playbook.vars {
+        let host = playbook.inventory.as_ref().and_then(|inventory| inventory.host(target));
+        let vars = host.map_or(&playbook.vars, |h| &h.vars);
+        for (key, value) in vars {
             base.insert(key.clone(), Value::from(Serde(value)));
         }
-        base.insert("vars".to_owned(), Value::from(Serde(&playbook.vars)));
+        base.insert("vars".to_owned(), Value::from(Serde(vars)));
+        let all: Vec<String> = match &playbook.inventory {
+            Some(inventory) => inventory.hosts.iter().map(|h| h.name.clone()).collect(),
+            None => vec![crate::playbook::LOCAL.to_owned()],
+        };
+        let info = match host {
+            Some(host) => crate::vars::HostInfo {
+                name: host.name.clone(),
+                address: host.destination.display(),
+                roles: host.roles.clone(),
+                all: all.clone(),
+            },
+            None => crate::vars::HostInfo { all: all.clone(), ..crate::vars::HostInfo::local() },
+        };
+        base.insert("host".to_owned(), info.value());
+        base.insert("hosts".to_owned(), Value::from(all));
         let mut env = BTreeMap::new();
         env.insert("name", Value::from(playbook.environment.clone().unwrap_or_default()));
         base.insert("env".to_owned(), Value::from(env));

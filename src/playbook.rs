@@ -60,6 +60,74 @@ pub struct Playbook {
     pub(crate) finally: Vec<Step>,
     /// Hash of every file the playbook was read from.
     pub(crate) fingerprint: String,
+    /// The environment's hosts; `None`: everything runs on this machine.
+    pub(crate) inventory: Option<Inventory>,
+}
+
+/// The name of the machine upshift runs on, as a target.
+pub(crate) const LOCAL: &str = "local";
+
+/// A fleet: its hosts, how to reach them, how steps run over them.
+#[derive(Debug, Clone)]
+pub(crate) struct Inventory {
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) ssh: crate::transport::ssh::SshOptions,
+    /// Hosts at once within one step.
+    pub(crate) parallel: usize,
+    /// Hosts that may fail before the run stops and rolls back.
+    pub(crate) max_fail: Count,
+}
+
+impl Inventory {
+    pub(crate) fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// A host of the fleet.
+#[derive(Debug, Clone)]
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) destination: crate::transport::ssh::Destination,
+    pub(crate) roles: Vec<String>,
+    /// The variables on this host: the playbook's, with the host's own values.
+    pub(crate) vars: IndexMap<String, serde_json::Value>,
+    /// Where upshift keeps its lock and run marker on the host.
+    pub(crate) state_dir: String,
+}
+
+/// A number of hosts, or a share of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    Hosts(usize),
+    Percent(u32),
+}
+
+impl Count {
+    /// How many of `total` hosts this is (a share rounds down, a batch is at least 1).
+    pub(crate) fn of(self, total: usize) -> usize {
+        match self {
+            Count::Hosts(n) => n,
+            Count::Percent(p) => total * p as usize / 100,
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Count::Hosts(n) => write!(f, "{n}"),
+            Count::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Rolling batches: the steps of one `include` with `serial`, run batch by batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Batch {
+    /// The include step's id (the steps sharing it form one rolling group).
+    pub(crate) include: String,
+    pub(crate) serial: Count,
 }
 
 /// Where a secret comes from. Its value is never part of the playbook.
@@ -87,6 +155,8 @@ pub(crate) struct VersionSpec {
     pub(crate) allow_downgrade: bool,
     pub(crate) allow_prerelease: bool,
     pub(crate) matrix: Vec<MatrixRow>,
+    /// Where the probes run (a host's name, or `local`).
+    pub(crate) on: String,
 }
 
 /// `version.target`: a requirement, parsed at validate time, or a template
@@ -160,6 +230,8 @@ pub(crate) struct Check {
     pub(crate) cwd: Option<Template>,
     pub(crate) env: Vec<(String, Template)>,
     pub(crate) timeout: Duration,
+    /// Where it runs (every targeted host is checked). Never empty.
+    pub(crate) targets: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -276,6 +348,10 @@ pub(crate) struct Step {
     pub(crate) continue_on_error: bool,
     pub(crate) scope: Option<Arc<Scope>>,
     pub(crate) location: Location,
+    /// Where it runs: host names in inventory order, or `local`. Never empty.
+    pub(crate) targets: Vec<String>,
+    /// Rolling batches of an `include` with `serial`.
+    pub(crate) batch: Option<Batch>,
 }
 
 /// What a step does.

@@ -209,10 +209,8 @@ pub(crate) fn run_process(spec: &CommandSpec, stop: Stop, watch: &mut dyn FnMut(
     // One loop, no threads: poll both pipes (waking for output or EOF),
     // and between polls look at the child, the clock and the signals.
     let mut output = Output::default();
-    let mut streams = [
-        (Stream::Stdout, Some(out_reader), Vec::<u8>::new()),
-        (Stream::Stderr, Some(err_reader), Vec::<u8>::new()),
-    ];
+    let mut streams =
+        [(Stream::Stdout, Some(out_reader), Vec::<u8>::new()), (Stream::Stderr, Some(err_reader), Vec::<u8>::new())];
     let mut exited_at: Option<Instant> = None;
     let mut stopping: Option<(Instant, bool)> = None;
     let mut on_line = |stream: Stream, bytes: &[u8], output: &mut Output| {

@@ -106,6 +106,9 @@ pub(crate) struct RawVersion {
     #[serde(default)]
     #[schemars(with = "Vec<RawMatrixRow>")]
     pub(crate) matrix: Vec<Spanned<RawMatrixRow>>,
+    /// In a fleet: the host the probes run on (default: the first host).
+    #[schemars(with = "Option<String>")]
+    pub(crate) on: Option<Spanned<String>>,
 }
 
 /// The version schemes.
@@ -211,6 +214,9 @@ pub(crate) struct RawCheck {
     /// How long the check may take (`"30s"`; default 60s).
     #[schemars(with = "Option<String>")]
     pub(crate) timeout: Option<Spanned<String>>,
+    /// Where it runs, in a fleet: a host, a role, a list of them, or `"local"`. Default: every host.
+    #[schemars(with = "Option<RawTargetsSchema>")]
+    pub(crate) on: Option<Spanned<RawValue>>,
 }
 
 /// What a readiness check's output must show. All given conditions must hold.
@@ -315,6 +321,16 @@ pub(crate) struct RawStep {
     pub(crate) read_only: Option<bool>,
     /// A failure is recorded and the run goes on.
     pub(crate) continue_on_error: Option<bool>,
+    /// Where it runs, in a fleet: a host, a role, a list of them, or `"local"`
+    /// (the machine upshift runs on). Default: every host.
+    #[schemars(with = "Option<RawTargetsSchema>")]
+    pub(crate) on: Option<Spanned<RawValue>>,
+    /// Run on the first targeted host only, once per run (`setup:upgrade`, reindex, cron).
+    pub(crate) once: Option<bool>,
+    /// On an `include` step: roll the included steps over the hosts in batches of
+    /// this many hosts (a number, or a percentage such as `"25%"`).
+    #[schemars(with = "Option<RawCountSchema>")]
+    pub(crate) serial: Option<Spanned<RawValue>>,
 }
 
 /// A structured edit. `path` plus exactly one of `json`, `toml`, `line`.
@@ -480,4 +496,81 @@ pub(crate) struct RawEnvironment {
     /// Overrides the playbook's window.
     #[schemars(with = "Option<RawWindow>")]
     pub(crate) window: Option<Spanned<RawWindow>>,
+    /// The hosts of a fleet, in order (`[hosts.web1]`). Without hosts, every step runs
+    /// on the machine upshift runs on.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawHost>")]
+    pub(crate) hosts: IndexMap<Spanned<String>, Spanned<RawHost>>,
+    /// How the hosts are reached through OpenSSH.
+    #[schemars(with = "Option<RawSsh>")]
+    pub(crate) ssh: Option<Spanned<RawSsh>>,
+    /// How a step runs over the hosts.
+    #[schemars(with = "Option<RawFleet>")]
+    pub(crate) fleet: Option<Spanned<RawFleet>>,
+}
+
+/// A host of the fleet.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    /// `user@address[:port]`, or a `Host` alias of the ssh_config.
+    #[schemars(with = "String")]
+    pub(crate) ssh: Spanned<String>,
+    /// Roles, for `on = "web"`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(crate) roles: Vec<Spanned<String>>,
+    /// Values of variables on this host: above the environment's, below `--var-file` and `--var`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, serde_json::Value>")]
+    pub(crate) vars: IndexMap<Spanned<String>, Spanned<RawValue>>,
+    /// Where upshift keeps its lock and run marker on the host (default `.upshift`
+    /// in the ssh user's home).
+    #[schemars(with = "Option<String>")]
+    pub(crate) state_dir: Option<Spanned<String>>,
+}
+
+/// How hosts are reached.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSsh {
+    /// An ssh_config to use instead of the user's own (`-F`), relative to this file.
+    #[schemars(with = "Option<String>")]
+    pub(crate) config: Option<Spanned<String>>,
+    /// A known_hosts file (`UserKnownHostsFile`), relative to this file. Host keys are always checked.
+    #[schemars(with = "Option<String>")]
+    pub(crate) known_hosts: Option<Spanned<String>>,
+    /// How long connecting may take (`"10s"`, the default).
+    #[schemars(with = "Option<String>")]
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+}
+
+/// How steps run over the hosts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFleet {
+    /// Hosts at once within one step (default 10).
+    #[schemars(with = "Option<u32>")]
+    pub(crate) parallel: Option<Spanned<i64>>,
+    /// Hosts that may fail before the run stops and rolls back: a count or `"10%"` (default 0).
+    #[schemars(with = "Option<RawCountSchema>")]
+    pub(crate) max_fail: Option<Spanned<RawValue>>,
+}
+
+/// `on`: one name or a list of names.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum RawTargetsSchema {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A count of hosts: a number, or a percentage such as `"25%"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum RawCountSchema {
+    Count(u32),
+    Percent(String),
 }

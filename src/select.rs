@@ -370,6 +370,7 @@ mod tests {
                 requirement: scheme.requirement(">=2.4.7").unwrap(),
                 set: [("php".to_owned(), ">=8.2".to_owned())].into_iter().collect(),
             }],
+            on: crate::playbook::LOCAL.to_owned(),
         }
     }
 

@@ -133,6 +133,8 @@ impl Kind {
 pub(crate) enum Layer {
     Playbook,
     Environment,
+    /// A host's `vars` in a fleet.
+    Host,
     VarFile,
     Flag,
 }
@@ -156,7 +158,7 @@ struct Entry {
 impl Entry {
     /// Are strings in the value templates?
     fn templated(&self) -> bool {
-        matches!(self.layer, Layer::Playbook | Layer::Environment) && has_template(&self.value)
+        matches!(self.layer, Layer::Playbook | Layer::Environment | Layer::Host) && has_template(&self.value)
     }
 }
 
@@ -166,6 +168,8 @@ pub(crate) struct Vars {
     entries: IndexMap<String, Entry>,
     /// The chosen environment's name, for `env.name`.
     env_name: String,
+    /// The host these values are for (fleets): `host.*` and `hosts`.
+    host: Option<HostInfo>,
     /// Dotted names the variables' templates read (`root`, `vars.root`, `env.name`).
     read: BTreeSet<String>,
     diagnostics: Vec<Diagnostic>,
@@ -174,6 +178,11 @@ pub(crate) struct Vars {
 impl Vars {
     pub(crate) fn new(env_name: Option<&str>) -> Vars {
         Vars { env_name: env_name.unwrap_or_default().to_owned(), ..Vars::default() }
+    }
+
+    /// Binds the values to one host of a fleet: its templates may read `host.*` and `hosts`.
+    pub(crate) fn for_host(&mut self, host: HostInfo) {
+        self.host = Some(host);
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
@@ -216,7 +225,7 @@ impl Vars {
         };
         let (declared, kind) = (entry.declared.clone(), entry.kind);
         let json = crate::check::to_json(value);
-        let templated = layer == Layer::Environment && has_template(&json);
+        let templated = matches!(layer, Layer::Environment | Layer::Host) && has_template(&json);
         let deferred = templated && matches!(value, RawValue::String(t) if is_one_expression(t));
         let given = Kind::of_toml(value);
         let json = match kind {
@@ -473,9 +482,45 @@ impl Vars {
         let mut env = BTreeMap::new();
         env.insert("name", Value::from(self.env_name.as_str()));
         map.insert("env".to_owned(), Value::from(env));
+        let host = self.host.clone().unwrap_or_else(HostInfo::local);
+        map.insert("hosts".to_owned(), Value::from(host.all.clone()));
+        map.insert("host".to_owned(), host.value());
         Value::from(map)
     }
 }
+
+/// A host as templates see it: `host.name`, `host.address`, `host.roles`, and `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostInfo {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) roles: Vec<String>,
+    /// Every host's name, in inventory order (`hosts`).
+    pub(crate) all: Vec<String>,
+}
+
+impl HostInfo {
+    /// The machine upshift runs on.
+    pub(crate) fn local() -> HostInfo {
+        HostInfo {
+            name: "local".to_owned(),
+            address: "localhost".to_owned(),
+            roles: Vec::new(),
+            all: vec!["local".to_owned()],
+        }
+    }
+
+    pub(crate) fn value(&self) -> Value {
+        let mut host = BTreeMap::new();
+        host.insert("name", Value::from(self.name.as_str()));
+        host.insert("address", Value::from(self.address.as_str()));
+        host.insert("roles", Value::from(self.roles.clone()));
+        Value::from(host)
+    }
+}
+
+/// The fields of `host`.
+pub(crate) const HOST_FIELDS: [&str; 3] = ["name", "address", "roles"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Visit {
@@ -543,7 +588,7 @@ fn unreadable(dotted: &str, names: &BTreeSet<String>) -> Option<Diagnostic> {
     let mut parts = dotted.split('.');
     let first = parts.next().unwrap_or(dotted);
     let second = parts.next();
-    if names.contains(first) && !UNREADABLE.contains(&first) && first != "vars" && first != "env" {
+    if names.contains(first) && !UNREADABLE.contains(&first) && !["vars", "env", "host", "hosts"].contains(&first) {
         return None;
     }
     match (first, second) {
@@ -562,6 +607,13 @@ fn unreadable(dotted: &str, names: &BTreeSet<String>) -> Option<Diagnostic> {
             Diagnostic::error(format!("undeclared environment field `{field}`"))
                 .label("not declared")
                 .help("an environment has `env.name`"),
+        ),
+        ("host", None) | ("hosts", _) => None,
+        ("host", Some(field)) if HOST_FIELDS.contains(&field) => None,
+        ("host", Some(field)) => Some(
+            Diagnostic::error(format!("undeclared host field `{field}`"))
+                .label("not declared")
+                .help("a host has `host.name`, `host.address` and `host.roles`"),
         ),
         _ => Some(undeclared(first, names)),
     }

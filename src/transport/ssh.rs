@@ -196,10 +196,16 @@ impl Ssh {
         let failed = lines.iter().any(|l| l.contains("Host key verification failed"));
         let unknown = lines.iter().any(|l| l.contains("No ") && l.contains("host key is known"));
         if changed {
-            return format!("`{}`: its host key has CHANGED since it was recorded in known_hosts; refusing to connect", self.destination.display());
+            return format!(
+                "`{}`: its host key has CHANGED since it was recorded in known_hosts; refusing to connect",
+                self.destination.display()
+            );
         }
         if unknown || failed {
-            return format!("`{}`: its host key is not in known_hosts; refusing to connect (add it after checking it)", self.destination.display());
+            return format!(
+                "`{}`: its host key is not in known_hosts; refusing to connect (add it after checking it)",
+                self.destination.display()
+            );
         }
         let last = lines.last().copied().unwrap_or("ssh failed without saying why");
         format!("`{}` is unreachable: {}", self.destination.display(), last.trim_end_matches('.'))
@@ -478,10 +484,19 @@ impl Transport for Ssh {
             let line = output.stderr.lines().find(|l| l.starts_with("upshift: no working directory ")).unwrap_or("");
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("its working directory `{}` does not exist on `{}`", line.trim_start_matches("upshift: no working directory "), self.name),
+                format!(
+                    "its working directory `{}` does not exist on `{}`",
+                    line.trim_start_matches("upshift: no working directory "),
+                    self.name
+                ),
             ));
         }
-        output.stderr = output.stderr.lines().filter(|l| !l.starts_with(crate::process::GROUP_LINE)).map(|l| format!("{l}\n")).collect();
+        output.stderr = output
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with(crate::process::GROUP_LINE))
+            .map(|l| format!("{l}\n"))
+            .collect();
         Ok(output)
     }
 
@@ -493,7 +508,8 @@ impl Transport for Ssh {
         let newline = stdout.iter().position(|b| *b == b'\n').ok_or_else(|| std::io::Error::other("no answer"))?;
         let header = String::from_utf8_lossy(&stdout[..newline]).into_owned();
         let fields: Vec<&str> = header.split(' ').collect();
-        let length: usize = fields.last().and_then(|f| f.parse().ok()).ok_or_else(|| std::io::Error::other("a bad answer"))?;
+        let length: usize =
+            fields.last().and_then(|f| f.parse().ok()).ok_or_else(|| std::io::Error::other("a bad answer"))?;
         let rest = &stdout[newline + 1..];
         if rest.len() < length {
             return Err(std::io::Error::other("a short answer"));
@@ -501,7 +517,8 @@ impl Transport for Ssh {
         let real = PathBuf::from(String::from_utf8_lossy(&rest[..length]).into_owned());
         if fields.first() == Some(&"present") && fields.len() == 5 {
             let number = |i: usize, radix: u32| u32::from_str_radix(fields[i], radix).ok();
-            let state = FileState { path: real, existed: true, mode: number(1, 8), uid: number(2, 10), gid: number(3, 10) };
+            let state =
+                FileState { path: real, existed: true, mode: number(1, 8), uid: number(2, 10), gid: number(3, 10) };
             Ok((Some(rest[length..].to_vec()), state))
         } else {
             Ok((None, FileState { path: real, existed: false, mode: None, uid: None, gid: None }))
@@ -519,8 +536,7 @@ impl Transport for Ssh {
         let mode = state.mode.map(|m| format!("{m:o}")).unwrap_or_default();
         let uid = state.uid.map(|u| u.to_string()).unwrap_or_default();
         let gid = state.gid.map(|g| g.to_string()).unwrap_or_default();
-        let args: [&[u8]; 6] =
-            [path.as_bytes(), mode.as_bytes(), uid.as_bytes(), gid.as_bytes(), b"", b"exact"];
+        let args: [&[u8]; 6] = [path.as_bytes(), mode.as_bytes(), uid.as_bytes(), gid.as_bytes(), b"", b"exact"];
         let (code, _, stderr) = self.script(WRITE, &args, content)?;
         check(code, &stderr)
     }
@@ -656,7 +672,8 @@ mod tests {
             command.push_str(if encoded.is_empty() { "-" } else { &encoded });
         }
         let dir = tempfile::tempdir().unwrap();
-        let output = std::process::Command::new("bash").args(["-c", &command]).current_dir(dir.path()).output().unwrap();
+        let output =
+            std::process::Command::new("bash").args(["-c", &command]).current_dir(dir.path()).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&output.stdout), "[it's \"$(touch PWNED)\" `x` \n\n][][ünï\u{1}]");
         assert!(!dir.path().join("PWNED").exists());
     }
@@ -765,8 +782,15 @@ mod host_tests {
 
     fn connect(host: &TestHost) -> Ssh {
         let control = tempfile::Builder::new().prefix("up").tempdir_in("/tmp").unwrap();
-        let ssh = Ssh::connect("web1", &host.destination(), &host.options(), control.path(), 0, &host.path("state").display().to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ssh = Ssh::connect(
+            "web1",
+            &host.destination(),
+            &host.options(),
+            control.path(),
+            0,
+            &host.path("state").display().to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         std::mem::forget(control);
         ssh
     }
@@ -824,11 +848,7 @@ mod host_tests {
         let ssh = connect(&host);
         let marker = host.path("survived");
         let spec = CommandSpec {
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                format!("(sleep 2; touch {}) & sleep 30", marker.display()),
-            ],
+            argv: vec!["sh".into(), "-c".into(), format!("(sleep 2; touch {}) & sleep 30", marker.display())],
             cwd: None,
             env: vec![(crate::engine::STEP_MARK.into(), "run/step/slow".into())],
             timeout: Some(Duration::from_millis(500)),
