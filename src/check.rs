@@ -456,15 +456,18 @@ impl Checker {
                 roles.entry(role.get_ref().clone()).or_default().push(name.clone());
             }
         }
-        for (key, host) in &env.hosts {
-            if roles.contains_key(key.get_ref()) {
+        // A name that is a host and a role must mean the same hosts either way
+        // (`[hosts.admin]` with `roles = ["admin"]` is fine).
+        for key in env.hosts.keys() {
+            if let Some(members) = roles.get(key.get_ref())
+                && members.as_slice() != [key.get_ref().clone()]
+            {
                 self.push(
-                    Diagnostic::error(format!("`{}` is both a host and a role", key.get_ref()))
+                    Diagnostic::error(format!("`{}` is both a host and a role of other hosts", key.get_ref()))
                         .at(Location::new(env_source, key.span()))
                         .help("`on` could not tell them apart: rename one"),
                 );
             }
-            let _ = host;
         }
         let ssh = self.ssh_options(env.ssh.as_ref(), env_source, &env_dir);
         let (parallel, max_fail) = self.fleet_options(env.fleet.as_ref(), env_source);
@@ -1414,6 +1417,7 @@ impl Checker {
             location,
             targets,
             batch: outer.batch,
+            once,
         });
     }
 

@@ -71,7 +71,15 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
         ui.diagnostics(&diagnostics);
         Exit::Invalid
     })?;
-    plan::plan(&playbook, options, &process::Local).map_err(|error| match error {
+    let targets = crate::transport::Targets::connect(playbook.inventory.as_ref()).map_err(|problems| {
+        ui.error(&format!("{} host{} cannot be used", problems.len(), if problems.len() == 1 { "" } else { "s" }));
+        for problem in &problems {
+            ui.stderr(&format!("  - {problem}\n"));
+        }
+        ui.help("nothing was changed");
+        Exit::NotReady
+    })?;
+    plan::plan(&playbook, options, &targets).map_err(|error| match error {
         PlanError::Invalid(diagnostics) => {
             ui.diagnostics(&diagnostics);
             Exit::Invalid

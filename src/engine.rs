@@ -1,7 +1,10 @@
-//! The engine: executes a checked playbook as a state machine. Every
-//! transition is appended to the journal (fsynced) before the engine moves on;
-//! reporters only hear events. `run` starts a run, `resume` continues an
-//! unfinished one from its journal, `rollback` undoes what a run did.
+//! The engine: executes a checked playbook as a state machine over (step,
+//! target) pairs: each step runs on its targets (this machine, or the hosts
+//! of a fleet, `parallel` at a time), and the next step starts when it has
+//! finished on all of them. Every transition is appended to the journal
+//! (fsynced) before the engine moves on; reporters only hear events. `run`
+//! starts a run, `resume` continues an unfinished one from its journal,
+//! `rollback` undoes what a run did.
 //!
 //! Every decision (what is left to run, what to undo, which `finally` steps
 //! still owe a run) is read from the run's journal state, the same for a
@@ -10,24 +13,26 @@
 //!
 //! Commands see secret values; everything shown or stored sees masks.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
 
 use crate::Exit;
 use crate::cli::SelectionArgs;
 use crate::context::{Context, StepInfo, StepResult};
 use crate::events::{Event, Reporter};
-use crate::files::{Snapshots, replace_content};
+use crate::files::Snapshots;
 use crate::journal::{self, Header, Journal, Outcome, Phase, Record, RunOutcome, SavedSelection};
-use crate::plan::{
-    self, PlanOptions, PlannedAction, PlannedStep, Status, apply_edit, command_spec, render_env, resolve,
-};
-use crate::playbook::{Action, Playbook, Rollback, Step};
-use crate::process::{Executor, Output, Stream, Watch, signals};
+use crate::plan::{self, PlanOptions, PlannedAction, PlannedStep, Status, apply_edit, command_spec, render_env};
+use crate::playbook::{Action, Batch, LOCAL, Playbook, Rollback, Step};
+use crate::process::{CommandSpec, Output, Stream, Watch, signals};
 use crate::runs::{RunRecord, StepState};
 use crate::secrets::Masker;
 use crate::select::Selection;
+use crate::transport::{Targets, Transport};
 
 /// How much of a step's output the journal keeps (the tail), for `steps.*` on resume.
 const JOURNAL_OUTPUT: usize = 64 * 1024;
@@ -43,6 +48,8 @@ pub(crate) struct RunOptions {
     pub(crate) skip_interrupted: bool,
     /// Stop what is left of an interrupted step's processes instead of refusing.
     pub(crate) kill_orphans: bool,
+    /// Start on hosts that carry the marker of this unfinished run (another controller's).
+    pub(crate) override_run: Option<String>,
 }
 
 /// Why a command stopped before or outside the step loop.
@@ -148,6 +155,8 @@ fn check_signal() -> Result<(), Failure> {
 }
 
 /// `run`: lock, secrets, version, readiness, window, header, steps.
+
+/// `run`: lock, secrets, hosts, version, readiness, window, header, steps.
 pub(crate) fn run(
     playbook: &Playbook,
     state_dir: &Path,
@@ -156,7 +165,6 @@ pub(crate) fn run(
     reporter: &mut dyn Reporter,
     now: Option<jiff::Timestamp>,
 ) -> Result<Exit, Failure> {
-    let executor = crate::process::Local;
     // The lock comes first: a second runner must hear "another run holds the
     // lock", not whatever the first run's half-done changes make its checks say.
     signals::install();
@@ -193,6 +201,10 @@ pub(crate) fn run(
     // Secrets before readiness: a check may need one (a database password).
     let secret_values = resolve_secrets(playbook)?;
     check_signal()?;
+    // The hosts: connected (host keys checked), locked for this run.
+    let targets = connect(playbook)?;
+    lock_hosts(&targets, None, options)?;
+    check_signal()?;
     let plan_options = PlanOptions {
         selection: selection.clone(),
         execute: true,
@@ -200,7 +212,7 @@ pub(crate) fn run(
         now,
         secrets: Some(secret_values.clone()),
     };
-    let plan = plan::plan(playbook, &plan_options, &executor).map_err(plan_failure)?;
+    let plan = plan::plan(playbook, &plan_options, &targets).map_err(plan_failure)?;
     check_signal()?;
     if plan.up_to_date {
         // Nothing to do: no steps, no journal.
@@ -261,21 +273,24 @@ pub(crate) fn run(
         vars: playbook.vars.clone(),
         selection: plan.selection.as_ref().map(saved_selection),
         started_at: started_at.clone(),
-        target: executor.target().to_owned(),
+        target: if playbook.inventory.is_some() { "fleet".to_owned() } else { LOCAL.to_owned() },
         host: crate::lock::hostname(),
         user: crate::lock::user(),
         pid: std::process::id(),
         window: window_note.clone(),
         boot_id: crate::process::boot_id(),
+        host_vars: host_vars(playbook),
     };
     // The last moment to stop with nothing changed.
     check_signal()?;
     let journal = Journal::create(&path, &Record::Run(Box::new(header.clone())))
         .map_err(|e| io_failure("cannot create the journal", &e))?;
     let record = RunRecord::new(path.clone(), header);
+    // Hosts this run touches carry its marker until it ends finished.
+    mark_hosts(&targets, &record)?;
 
     let contexts = Engine::contexts(playbook, &secret_values, plan.selection.as_ref(), (&run_id, &started_at));
-    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
+    let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::RunStarted {
         run_id: &run_id,
         playbook: &playbook.name,
@@ -288,6 +303,107 @@ pub(crate) fn run(
         engine.notice("warning", note);
     }
     engine.forward()
+}
+
+/// Connects to the playbook's hosts; a host that cannot be used is a
+/// readiness failure naming it (nothing changed).
+fn connect(playbook: &Playbook) -> Result<Targets, Failure> {
+    Targets::connect(playbook.inventory.as_ref()).map_err(|problems| {
+        Failure::new(
+            Exit::NotReady,
+            format!("{} host{} cannot be used", problems.len(), if problems.len() == 1 { "" } else { "s" }),
+        )
+        .details(problems)
+        .help("nothing was changed")
+    })
+}
+
+/// Each host's variables, as the journal keeps them.
+fn host_vars(playbook: &Playbook) -> IndexMap<String, IndexMap<String, serde_json::Value>> {
+    playbook.inventory.iter().flat_map(|i| &i.hosts).map(|h| (h.name.clone(), h.vars.clone())).collect()
+}
+
+/// Who holds a host: this controller, user, process and run.
+fn holder(run_id: Option<&str>, playbook: &str) -> String {
+    format!(
+        "controller {}, user {}, pid {}, playbook `{playbook}`{}, since {}",
+        crate::lock::hostname(),
+        crate::lock::user(),
+        std::process::id(),
+        run_id.map_or_else(String::new, |id| format!(", run {id}")),
+        journal::now()
+    )
+}
+
+/// Takes every host's lock for this run (held while the run's connection
+/// lives). `run_id` is the run being continued (`resume`, `rollback`): its own
+/// marker on a host is expected; another run's refuses the host unless the
+/// operator named that run with `--override`.
+fn lock_hosts(targets: &Targets, run_id: Option<&str>, options: &RunOptions) -> Result<(), Failure> {
+    let hosts: Vec<(&str, &dyn Transport)> = targets.hosts().collect();
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let holder = holder(run_id, "");
+    let results: Vec<Result<crate::transport::ssh::Locked, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts.iter().map(|(_, t)| scope.spawn(|| t.lock(&holder))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("internal error: a lock panicked".to_owned())))
+            .collect()
+    });
+    let mut busy = Vec::new();
+    let mut marked = Vec::new();
+    let mut failed = Vec::new();
+    for ((name, _), result) in hosts.iter().zip(results) {
+        match result {
+            Ok(crate::transport::ssh::Locked::Held { unfinished: Some(marker) }) => {
+                let theirs = marker.lines().find_map(|l| l.strip_prefix("run ")).map(str::trim).unwrap_or("");
+                let ours = run_id.is_some_and(|id| id == theirs);
+                let overridden = options.override_run.as_deref().is_some_and(|id| id == theirs);
+                if !ours && !overridden {
+                    marked.push(format!("host `{name}`: {}", marker.replace('\n', "; ")));
+                }
+            }
+            Ok(crate::transport::ssh::Locked::Held { unfinished: None }) => {}
+            Ok(crate::transport::ssh::Locked::Busy(holder)) => busy.push(format!("host `{name}`: held by {holder}")),
+            Err(why) => failed.push(format!("host `{name}`: {why}")),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Failure::new(Exit::NotReady, "cannot lock every host").details(failed).help("nothing was changed"));
+    }
+    if !busy.is_empty() {
+        return Err(Failure::new(Exit::Locked, "another upshift holds a host")
+            .details(busy)
+            .help("wait for it to finish; a host's lock is released when that run's connection ends"));
+    }
+    if !marked.is_empty() {
+        return Err(Failure::new(Exit::Locked, "a host carries the marker of another unfinished run")
+            .details(marked)
+            .help("resume or roll back that run from its controller, or pass `--override RUN_ID` naming it"));
+    }
+    Ok(())
+}
+
+/// Leaves this run's marker on every host (removed when it ends finished).
+fn mark_hosts(targets: &Targets, record: &RunRecord) -> Result<(), Failure> {
+    let header = &record.header;
+    let text = format!(
+        "run {}\ncontroller {}, user {}, playbook `{}`{}, started {}",
+        header.run_id,
+        header.host,
+        header.user,
+        header.playbook,
+        header.environment.as_deref().map_or_else(String::new, |e| format!(" on `{e}`")),
+        header.started_at
+    );
+    for (name, transport) in targets.hosts() {
+        transport
+            .mark_unfinished(&text)
+            .map_err(|e| io_failure(&format!("cannot leave the run's marker on `{name}`"), &e))?;
+    }
+    Ok(())
 }
 
 fn take_lock(state_dir: &Path, command: &str) -> Result<crate::lock::Lock, Failure> {
@@ -304,13 +420,24 @@ fn take_lock(state_dir: &Path, command: &str) -> Result<crate::lock::Lock, Failu
     })
 }
 
-/// Is this run undoing itself? A rollback began, or a step failed (and the
-/// run did not go on past it).
+/// The hosts (targets) where a step failed and the run did not go on past it.
+fn failed_targets(playbook: &Playbook, record: &RunRecord) -> BTreeSet<String> {
+    record
+        .phase(Phase::Step)
+        .filter(|s| s.outcome == Some(Outcome::Failed) && !continues_on_error(playbook, &s.step))
+        .map(|s| s.target.clone())
+        .collect()
+}
+
+/// How many failed hosts a fleet tolerates (none without a fleet).
+fn tolerated(playbook: &Playbook) -> usize {
+    playbook.inventory.as_ref().map_or(0, |i| i.max_fail.of(i.hosts.len()))
+}
+
+/// Is this run undoing itself? A rollback began, or more hosts failed than
+/// the fleet tolerates.
 fn rolling_back(playbook: &Playbook, record: &RunRecord) -> bool {
-    record.phase(Phase::Rollback).next().is_some()
-        || record
-            .phase(Phase::Step)
-            .any(|s| s.outcome == Some(Outcome::Failed) && !continues_on_error(playbook, &s.step))
+    record.phase(Phase::Rollback).next().is_some() || failed_targets(playbook, record).len() > tolerated(playbook)
 }
 
 /// `resume`: continues an unfinished run from its journal.
@@ -335,9 +462,8 @@ pub(crate) fn resume(
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
-    let Reopened { record, journal, mut contexts, secrets: secret_values, _lock } =
+    let Reopened { record, journal, mut contexts, secrets: secret_values, targets, _lock } =
         reopen(playbook, &record, state_dir, "resume", options)?;
-    let executor = crate::process::Local;
 
     // Fingerprints of completed steps against the playbook as it is now.
     let mut changed = Vec::new();
@@ -346,15 +472,20 @@ pub(crate) fn resume(
             changed.push(format!("`{}` is no longer in the playbook", state.step));
             continue;
         };
+        let (Some(context), Some(transport)) = (contexts.get_mut(&state.target), targets.get(&state.target)) else {
+            changed.push(format!("`{}` ran on `{}`, which is no longer a host", state.step, state.target));
+            continue;
+        };
         // Rendered as the step saw itself when it started.
         if let Some((attempt, interrupted, resumed)) = state.last_try {
-            contexts.0.set_current_step(StepInfo { id: state.step.clone(), attempt, interrupted });
-            contexts.0.set_resumed(resumed);
+            context.0.set_current_step(StepInfo { id: state.step.clone(), attempt, interrupted });
+            context.0.set_resumed(resumed);
         }
-        let now = plan::describe_step(step, &contexts.0).map(|p| p.fingerprint).unwrap_or_default();
-        contexts.0.set_resumed(true);
+        let now = plan::describe_step(step, &context.0, transport, false).map(|p| p.fingerprint).unwrap_or_default();
+        context.0.set_resumed(true);
         if state.fingerprint != now {
-            changed.push(format!("`{}` changed since it ran", state.step));
+            let on = if state.target == LOCAL { String::new() } else { format!(" on `{}`", state.target) };
+            changed.push(format!("`{}`{on} changed since it ran", state.step));
         }
     }
     if !changed.is_empty() && !options.accept_changes {
@@ -366,7 +497,7 @@ pub(crate) fn resume(
         .help("nothing was run; `--accept-changes` resumes with the playbook as it is now"));
     }
 
-    // A step the crash or signal stopped: run it again, take it as done, or ask.
+    // Steps the crash or signal stopped: run them again, take them as done, or ask.
     let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Step, Phase::Finally])?;
 
     let torn = record.torn;
@@ -374,7 +505,7 @@ pub(crate) fn resume(
     let run_id = record.header.run_id.clone();
     let version = record.header.selection.as_ref().map(|s| s.target.clone());
     let in_finally = record.phase(Phase::Finally).next().is_some();
-    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
+    let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::RunStarted {
         run_id: &run_id,
         playbook: &playbook.name,
@@ -387,38 +518,40 @@ pub(crate) fn resume(
         engine.notice("warning", "the journal's last record was cut off by the crash; it was ignored");
     }
     engine.append(&Record::Resumed { pid: std::process::id(), accepted_changes: changed, at: journal::now() })?;
-    if let Some(state) = &interrupted {
+    for state in &interrupted {
         engine.settle(state)?;
     }
     if in_finally { engine.finally_and_end(None) } else { engine.forward() }
 }
 
-/// The step of `phases` a crash or signal stopped, if the operator's flags or
-/// its idempotence say what to do with it; an error asks them otherwise.
+/// The steps of `phases` a crash or signal stopped, when the operator's flags
+/// or their idempotence say what to do with them; an error asks otherwise.
 fn interrupted_to_settle(
     playbook: &Playbook,
     record: &RunRecord,
     options: &RunOptions,
     phases: &[Phase],
-) -> Result<Option<StepState>, Failure> {
-    let Some(state) = phases.iter().find_map(|phase| record.interrupted(*phase)) else {
-        return Ok(None);
-    };
-    let steps = if state.phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
-    let idempotent = steps.iter().find(|s| s.id.as_str() == state.step).is_some_and(|s| s.idempotent);
-    if !idempotent && !options.retry_interrupted && !options.skip_interrupted {
-        let command = if phases.contains(&Phase::Step) { "resume" } else { "rollback" };
-        return Err(Failure::new(
-            Exit::Invalid,
-            format!(
-                "{}step `{}` was interrupted and is not idempotent: it may have run in part",
-                if state.phase == Phase::Finally { "finally " } else { "" },
-                state.step
-            ),
-        )
-        .help(format!("check what it did, then `upshift {command} --retry-interrupted` to run it again or `--skip-interrupted` if it completed")));
+) -> Result<Vec<StepState>, Failure> {
+    let stopped: Vec<&StepState> =
+        record.steps.values().filter(|s| s.outcome.is_none() && phases.contains(&s.phase)).collect();
+    for state in &stopped {
+        let steps = if state.phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
+        let idempotent = steps.iter().find(|s| s.id.as_str() == state.step).is_some_and(|s| s.idempotent);
+        if !idempotent && !options.retry_interrupted && !options.skip_interrupted {
+            let command = if phases.contains(&Phase::Step) { "resume" } else { "rollback" };
+            let on = if state.target == LOCAL { String::new() } else { format!(" on `{}`", state.target) };
+            return Err(Failure::new(
+                Exit::Invalid,
+                format!(
+                    "{}step `{}`{on} was interrupted and is not idempotent: it may have run in part",
+                    if state.phase == Phase::Finally { "finally " } else { "" },
+                    state.step
+                ),
+            )
+            .help(format!("check what it did, then `upshift {command} --retry-interrupted` to run it again or `--skip-interrupted` if it completed")));
+        }
     }
-    Ok(Some(state.clone()))
+    Ok(stopped.into_iter().cloned().collect())
 }
 
 /// Resolves the playbook's secrets; a missing required one stops before anything changes.
@@ -435,14 +568,15 @@ struct Reopened {
     /// Read again under the lock: another process may have moved it on.
     record: RunRecord,
     journal: Journal,
-    /// Shown and exec contexts, with the journal's version choice and step outputs.
-    contexts: (Context, Context),
+    /// Per target: shown and exec contexts, with the journal's version choice and step outputs.
+    contexts: IndexMap<String, (Context, Context)>,
     secrets: BTreeMap<String, String>,
+    targets: Targets,
     _lock: crate::lock::Lock,
 }
 
 /// Binds the playbook to the run's variables, resolves secrets, takes the
-/// lock, makes sure nothing of the run still runs, and rebuilds the contexts
+/// locks, makes sure nothing of the run still runs, and rebuilds the contexts
 /// from the journal. Never selects a version.
 fn reopen(
     playbook: &mut Playbook,
@@ -452,11 +586,20 @@ fn reopen(
     options: &RunOptions,
 ) -> Result<Reopened, Failure> {
     playbook.vars = record.header.vars.clone();
+    if let Some(inventory) = playbook.inventory.as_mut() {
+        for host in &mut inventory.hosts {
+            if let Some(vars) = record.header.host_vars.get(&host.name) {
+                host.vars = vars.clone();
+            }
+        }
+    }
     signals::install();
     let lock = take_lock(state_dir, command)?;
     let record = crate::runs::read_run(&record.path)?;
-    leftovers(&record, options)?;
     let secrets = resolve_secrets(playbook)?;
+    let targets = connect(playbook)?;
+    lock_hosts(&targets, Some(&record.header.run_id), options)?;
+    leftovers(&record, &targets, options)?;
     check_signal()?;
     let selection =
         record.header.selection.as_ref().map(selection_of).transpose().map_err(|why| {
@@ -466,8 +609,10 @@ fn reopen(
         Journal::reopen(&record.path, record.valid_len).map_err(|e| io_failure("cannot open the journal", &e))?;
     let mut contexts =
         Engine::contexts(playbook, &secrets, selection.as_ref(), (&record.header.run_id, &record.header.started_at));
-    contexts.0.set_resumed(true);
-    contexts.1.set_resumed(true);
+    for (shown, exec) in contexts.values_mut() {
+        shown.set_resumed(true);
+        exec.set_resumed(true);
+    }
     for state in record.steps.values().filter(|s| matches!(s.phase, Phase::Step | Phase::Finally)) {
         if let Some(outcome) = state.outcome {
             let result = StepResult {
@@ -475,70 +620,112 @@ fn reopen(
                 exit_code: state.exit_code,
                 skipped: outcome == Outcome::Skipped,
             };
-            contexts.0.set_step(&state.step, &result);
-            contexts.1.set_step(&state.step, &result);
+            let sole = step_targets(playbook, state.phase, &state.step).is_some_and(|t| t.len() == 1);
+            for (target, (shown, exec)) in contexts.iter_mut() {
+                if *target == state.target || sole {
+                    shown.set_step(&state.step, &result);
+                    exec.set_step(&state.step, &result);
+                }
+            }
         }
     }
-    Ok(Reopened { record, journal, contexts, secrets, _lock: lock })
+    Ok(Reopened { record, journal, contexts, secrets, targets, _lock: lock })
 }
 
-/// The environment variable that marks a step's processes: `RUN_ID/PHASE/STEP`.
+/// The targets a step of a phase runs on, if the playbook has that step.
+fn step_targets<'p>(playbook: &'p Playbook, phase: Phase, id: &str) -> Option<&'p [String]> {
+    let steps = if phase == Phase::Finally { &playbook.finally } else { &playbook.steps };
+    steps.iter().find(|s| s.id.as_str() == id).map(|s| s.targets.as_slice())
+}
+
+/// The environment variable that marks a step's processes: `RUN_ID/PHASE/STEP@TARGET`.
 pub(crate) const STEP_MARK: &str = "UPSHIFT_STEP";
 
-fn step_mark(run_id: &str, phase: Phase, step: &str) -> String {
+fn step_mark(run_id: &str, phase: Phase, step: &str, target: &str) -> String {
     let phase = match phase {
         Phase::Step => "step",
         Phase::Rollback => "rollback",
         Phase::Finally => "finally",
     };
-    format!("{run_id}/{phase}/{step}")
+    format!("{run_id}/{phase}/{step}@{target}")
 }
 
 /// Refuses to go on while processes of an interrupted step still run (they
 /// would race what comes next), or stops them when the operator said so.
-/// They are found by the process group the journal recorded, and by the mark
-/// every step's processes inherit (for a kill before the group was recorded).
-fn leftovers(record: &RunRecord, options: &RunOptions) -> Result<(), Failure> {
+/// On this machine they are found by the process group the journal recorded
+/// and by the mark every step's processes inherit (for a kill before the
+/// group was recorded); on a host, by the mark.
+fn leftovers(record: &RunRecord, targets: &Targets, options: &RunOptions) -> Result<(), Failure> {
     let this_boot = crate::process::boot_id();
-    if record.header.boot_id.is_some() && record.header.boot_id != this_boot {
-        return Ok(()); // The machine rebooted since: nothing of that run can still run.
-    }
-    let mut alive = Vec::new();
+    let rebooted = record.header.boot_id.is_some() && record.header.boot_id != this_boot;
+    let mut alive: Vec<(StepState, Vec<crate::process::Alive>)> = Vec::new();
     for state in record.steps.values().filter(|s| s.outcome.is_none()) {
-        let mut groups: Vec<(u32, u64)> = state.process.into_iter().collect();
-        let mark = step_mark(&record.header.run_id, state.phase, &state.step);
-        for (_, pgid, start) in crate::process::with_environment(STEP_MARK, &mark) {
-            if !groups.iter().any(|(g, _)| *g == pgid) {
-                groups.push((pgid, start));
+        let mark = step_mark(&record.header.run_id, state.phase, &state.step, &state.target);
+        let mut members = Vec::new();
+        if state.target == LOCAL {
+            // The machine rebooted since: nothing of that run can still run here.
+            if rebooted {
+                continue;
+            }
+            if let Some((pgid, start)) = state.process {
+                members.extend(crate::process::group_members(pgid, start));
             }
         }
-        for (pgid, start) in groups {
-            let members = crate::process::group_members(pgid, start);
-            if !members.is_empty() {
-                alive.push((state.clone(), pgid, start, members));
+        // This machine's processes (a leftover `ssh` client too) and the host's.
+        let mut places: Vec<&dyn Transport> = targets.get(LOCAL).into_iter().collect();
+        if state.target != LOCAL {
+            places.extend(targets.get(&state.target));
+        }
+        for place in places {
+            for member in place.leftovers(&mark).unwrap_or_default() {
+                if !members.contains(&member) {
+                    members.push(member);
+                }
             }
+        }
+        if !members.is_empty() {
+            alive.push((state.clone(), members));
         }
     }
     if alive.is_empty() {
         return Ok(());
     }
     if options.kill_orphans {
-        for (_, pgid, start, _) in &alive {
-            crate::process::stop_group(*pgid, *start);
+        for (state, _) in &alive {
+            let mark = step_mark(&record.header.run_id, state.phase, &state.step, &state.target);
+            if state.target == LOCAL
+                && let Some((pgid, start)) = state.process
+            {
+                crate::process::stop_group(pgid, start);
+            }
+            if let Some(local) = targets.get(LOCAL) {
+                let _ = local.stop_leftovers(&mark);
+            }
+            if let Some(host) = targets.get(&state.target).filter(|_| state.target != LOCAL) {
+                host.stop_leftovers(&mark)
+                    .map_err(|e| io_failure(&format!("cannot stop what runs on `{}`", state.target), &e))?;
+            }
         }
         return Ok(());
     }
     let details = alive
         .iter()
-        .flat_map(|(state, _, _, members)| {
-            members.iter().map(move |m| format!("`{}`: pid {} `{}`", state.step, m.pid, m.command))
+        .flat_map(|(state, members)| {
+            let on = if state.target == LOCAL { String::new() } else { format!(" on `{}`", state.target) };
+            members.iter().map(move |m| format!("`{}`{on}: pid {} `{}`", state.step, m.pid, m.command))
         })
         .collect();
     Err(Failure::new(
         Exit::Locked,
         format!(
             "the interrupted step `{}` is still running: going on now would race it",
-            alive.iter().map(|(s, ..)| s.step.as_str()).collect::<Vec<_>>().join("`, `")
+            alive
+                .iter()
+                .map(|(s, _)| s.step.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join("`, `")
         ),
     )
     .details(details)
@@ -558,19 +745,18 @@ pub(crate) fn rollback(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Exit, Failure> {
-    let Reopened { record, journal, contexts, secrets: secret_values, _lock } =
+    let Reopened { record, journal, contexts, secrets: secret_values, targets, _lock } =
         reopen(playbook, &record, state_dir, "rollback", options)?;
-    let executor = crate::process::Local;
     // An interrupted step is undone like a completed one; an interrupted
     // `finally` step still owes its run, which the operator may have to settle.
     let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Finally])?;
     let run_id = record.header.run_id.clone();
-    let mut engine = Engine::new(playbook, &executor, reporter, journal, record, contexts, &secret_values, options);
+    let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
     engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{run_id}`") });
-    if let Some(state) = &interrupted {
+    for state in &interrupted {
         engine.settle(state)?;
     }
-    engine.rollback_and_finish()
+    engine.rollback_and_finish(None)
 }
 
 /// How a list of steps ended.
@@ -582,19 +768,20 @@ enum Ended {
 
 struct Engine<'a> {
     playbook: &'a Playbook,
-    executor: &'a dyn Executor,
+    targets: &'a Targets,
     reporter: &'a mut dyn Reporter,
     journal: Journal,
     /// The run as its journal says, kept up to date with every append.
     record: RunRecord,
     masker: Masker,
-    /// Secrets masked: what is shown, fingerprinted and journalled.
-    shown: Context,
-    /// Secrets revealed: what commands are built from.
-    exec: Context,
-    snapshots: Snapshots,
+    /// Per target: secrets masked (what is shown, fingerprinted and journalled),
+    /// and revealed (what commands are built from).
+    contexts: IndexMap<String, (Context, Context)>,
+    snapshots: std::sync::Arc<Snapshots>,
     options: &'a RunOptions,
     run_id: String,
+    /// In a fleet: events and messages name hosts.
+    fleet: bool,
 }
 
 fn finished(
@@ -620,8 +807,7 @@ fn finished(
     }
 }
 
-/// The end of a text, at most `max` bytes, cut at a line start (a cut inside
-/// a line could leave half of a masked secret's neighbour… or of a secret).
+/// The end of a text, at most `max` bytes, cut at a line start.
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -637,46 +823,135 @@ struct Done {
     error: Option<String>,
 }
 
+impl Done {
+    fn failed(started: Instant, error: String) -> Done {
+        Done {
+            output: Output { elapsed: started.elapsed(), exit_code: Some(1), ..Output::default() },
+            error: Some(error),
+        }
+    }
+
+    fn ok(started: Instant) -> Done {
+        Done { output: Output { elapsed: started.elapsed(), exit_code: Some(0), ..Output::default() }, error: None }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.output.interrupted.is_some()
+    }
+}
+
+/// What a worker thread does for one (step, target): everything rendered.
+enum Work<'s> {
+    Command(CommandSpec),
+    Edit {
+        path: String,
+        edit: &'s crate::playbook::Edit,
+        value: minijinja::Value,
+        secret: bool,
+    },
+    Template {
+        dest: String,
+        content: String,
+        mode: Option<u32>,
+        secret: bool,
+    },
+    Restore,
+    /// Failed before it could start (a template that did not render).
+    Refused(String),
+}
+
+/// A message from a worker to the engine's thread.
+enum Message {
+    Spawned { target: String, pgid: u32, start: u64 },
+    Line { target: String, stream: Stream, line: String },
+    Done { index: usize, done: Done },
+}
+
+/// One (step, target) to execute.
+struct Job<'s> {
+    target: String,
+    /// Tries journalled before this process, and whether the last was left open.
+    earlier: u32,
+    interrupted: bool,
+    /// Tries in this process (1 for the first).
+    tries: u32,
+    /// Not before this instant (a retry's delay).
+    ready: Instant,
+    /// The shown action of this try, for events.
+    action: String,
+    planned: Option<PlannedStep>,
+    /// The step whose rollback this is (rollback jobs).
+    rollback: Option<&'s Step>,
+}
+
 impl<'a> Engine<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         playbook: &'a Playbook,
-        executor: &'a dyn Executor,
+        targets: &'a Targets,
         reporter: &'a mut dyn Reporter,
         journal: Journal,
         record: RunRecord,
-        contexts: (Context, Context),
+        contexts: IndexMap<String, (Context, Context)>,
         secrets: &BTreeMap<String, String>,
         options: &'a RunOptions,
     ) -> Engine<'a> {
         let run_id = record.header.run_id.clone();
-        let snapshots = Snapshots::new(journal.path.with_extension("files"), &run_id);
+        let snapshots = std::sync::Arc::new(Snapshots::new(journal.path.with_extension("files"), &run_id));
         Engine {
             playbook,
-            executor,
+            targets,
             reporter,
             journal,
             record,
             masker: Masker::new(secrets),
-            shown: contexts.0,
-            exec: contexts.1,
+            contexts,
             snapshots,
             options,
             run_id,
+            fleet: playbook.inventory.is_some(),
         }
     }
 
+    /// Per target: the shown and exec contexts.
     fn contexts(
         playbook: &Playbook,
         secrets: &BTreeMap<String, String>,
         selection: Option<&Selection>,
         run: (&str, &str),
-    ) -> (Context, Context) {
-        (Context::new(playbook, selection, None, run), Context::new(playbook, selection, Some(secrets), run))
+    ) -> IndexMap<String, (Context, Context)> {
+        playbook
+            .target_names()
+            .into_iter()
+            .map(|target| {
+                let shown = Context::on(playbook, &target, selection, None, run);
+                let exec = Context::on(playbook, &target, selection, Some(secrets), run);
+                (target, (shown, exec))
+            })
+            .collect()
     }
 
-    fn target(&self) -> String {
-        self.executor.target().to_owned()
+    fn transport(&self, target: &str) -> Result<&'a dyn Transport, Failure> {
+        let targets: &'a Targets = self.targets;
+        targets.get(target).ok_or_else(|| {
+            Failure::new(Exit::RollbackIncomplete, format!("internal error: no connection to `{target}`"))
+        })
+    }
+
+    fn context(&self, target: &str) -> Result<&(Context, Context), Failure> {
+        self.contexts
+            .get(target)
+            .ok_or_else(|| Failure::new(Exit::RollbackIncomplete, format!("internal error: no context for `{target}`")))
+    }
+
+    /// The host an event names (none on this machine alone).
+    fn host<'t>(&self, target: &'t str) -> Option<&'t str> {
+        (self.fleet || target != LOCAL).then_some(target)
+    }
+
+    /// `` on `web1` `` in messages about a fleet's host.
+    fn on(&self, target: &str) -> String {
+        if self.fleet || target != LOCAL { format!(" on `{target}`") } else { String::new() }
     }
 
     fn report(&mut self, event: &Event<'_>) {
@@ -706,38 +981,49 @@ impl<'a> Engine<'a> {
         .help("the run stopped; fix the state dir, then `upshift resume`")
     }
 
-    /// The tries of a step so far in this run: how many, and whether the last was left open.
-    fn earlier_tries(&self, phase: Phase, id: &str) -> (u32, bool) {
+    /// The tries of a (step, target) so far in this run: how many, and whether the last was left open.
+    fn earlier_tries(&self, phase: Phase, id: &str, target: &str) -> (u32, bool) {
         self.record
             .steps
-            .get(&(phase, id.to_owned(), self.target()))
+            .get(&(phase, id.to_owned(), target.to_owned()))
             .map_or((0, false), |s| (s.starts, s.starts > 0 && s.outcome.is_none()))
     }
 
-    /// Says in both contexts which step runs, and which try (`step.*`).
-    fn set_try(&mut self, id: &str, attempt: u32, interrupted: bool) {
-        let info = StepInfo { id: id.to_owned(), attempt, interrupted };
-        self.shown.set_current_step(info.clone());
-        self.exec.set_current_step(info);
+    /// Says in a target's contexts which step runs, and which try (`step.*`).
+    fn set_try(&mut self, target: &str, id: &str, attempt: u32, interrupted: bool) {
+        if let Some((shown, exec)) = self.contexts.get_mut(target) {
+            let info = StepInfo { id: id.to_owned(), attempt, interrupted };
+            shown.set_current_step(info.clone());
+            exec.set_current_step(info);
+        }
     }
 
-    fn set_result(&mut self, id: &str, result: &StepResult) {
-        self.shown.set_step(id, result);
-        self.exec.set_step(id, result);
+    /// What later steps read: on this target, and on every target when the
+    /// step runs on one only.
+    fn set_result(&mut self, phase: Phase, id: &str, target: &str, result: &StepResult) {
+        let sole = step_targets(self.playbook, phase, id).is_none_or(|t| t.len() == 1);
+        for (name, (shown, exec)) in self.contexts.iter_mut() {
+            if name == target || sole {
+                shown.set_step(id, result);
+                exec.set_step(id, result);
+            }
+        }
     }
 
-    /// Has this step of this phase an outcome in the journal (it ran, was skipped, or failed)?
-    fn settled(&self, phase: Phase, id: &str) -> bool {
-        self.record.steps.get(&(phase, id.to_owned(), self.target())).is_some_and(|s| s.outcome.is_some())
+    /// Has this (step, target) of this phase an outcome in the journal?
+    fn settled(&self, phase: Phase, id: &str, target: &str) -> bool {
+        self.record.steps.get(&(phase, id.to_owned(), target.to_owned())).is_some_and(|s| s.outcome.is_some())
     }
 
-    /// Settles an interrupted step as the operator said: `--skip-interrupted`
-    /// takes it as completed (so a rollback undoes it); else it runs again.
+    /// Settles an interrupted (step, target) as the operator said:
+    /// `--skip-interrupted` takes it as completed (so a rollback undoes it);
+    /// else it runs again.
     fn settle(&mut self, state: &StepState) -> Result<(), Failure> {
+        let on = self.on(&state.target);
         if self.options.skip_interrupted {
             self.notice(
                 "warning",
-                &format!("`{}` was interrupted; taken as completed, as asked (--skip-interrupted)", state.step),
+                &format!("`{}`{on} was interrupted; taken as completed, as asked (--skip-interrupted)", state.step),
             );
             self.append(&finished(
                 &state.step,
@@ -748,12 +1034,18 @@ impl<'a> Engine<'a> {
                 &self.masker,
                 &state.target,
             ))?;
-            self.set_result(&state.step, &StepResult { stdout: String::new(), exit_code: None, skipped: false });
+            let result = StepResult { stdout: String::new(), exit_code: None, skipped: false };
+            self.set_result(state.phase, &state.step, &state.target, &result);
         } else {
             let why = if self.options.retry_interrupted { "--retry-interrupted" } else { "it is idempotent" };
-            self.notice("warning", &format!("`{}` was interrupted; running it again ({why})", state.step));
+            self.notice("warning", &format!("`{}`{on} was interrupted; running it again ({why})", state.step));
         }
         Ok(())
+    }
+
+    /// The hosts where a step failed and nothing more runs.
+    fn out(&self) -> BTreeSet<String> {
+        failed_targets(self.playbook, &self.record)
     }
 
     /// Runs the steps still owed, then `finally`; rolls back on a failure.
@@ -763,11 +1055,20 @@ impl<'a> Engine<'a> {
             Ended::Completed => self.finally_and_end(None),
             Ended::Failed(id) => {
                 let count = self.to_undo().len();
+                let hosts = self.out();
+                let at = if self.fleet {
+                    format!(" on {}", hosts.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "))
+                } else {
+                    String::new()
+                };
                 self.notice(
                     "error",
-                    &format!("`{id}` failed: rolling back {count} completed step{}", if count == 1 { "" } else { "s" }),
+                    &format!(
+                        "`{id}` failed{at}: rolling back {count} completed step{}",
+                        if count == 1 { "" } else { "s" }
+                    ),
                 );
-                self.rollback_and_finish()
+                self.rollback_and_finish(None)
             }
             Ended::Interrupted(step) => self.interrupted(step),
         }
@@ -788,8 +1089,9 @@ impl<'a> Engine<'a> {
         Ok(Exit::Interrupted)
     }
 
-    fn rollback_and_finish(&mut self) -> Result<Exit, Failure> {
-        let left = match self.rollback()? {
+    /// Undoes what `to_undo` lists (of `only` these targets), then `finally`.
+    fn rollback_and_finish(&mut self, only: Option<&BTreeSet<String>>) -> Result<Exit, Failure> {
+        let left = match self.rollback(only)? {
             Ok(left) => left,
             Err(step) => return self.interrupted(step),
         };
@@ -807,11 +1109,31 @@ impl<'a> Engine<'a> {
             .record
             .phase(Phase::Finally)
             .filter(|s| s.outcome == Some(Outcome::Failed))
-            .map(|s| format!("finally step `{}` failed: check it by hand", s.step))
+            .map(|s| format!("finally step `{}`{} failed: check it by hand", s.step, self.on(&s.target)))
             .collect();
         match rolled_back {
-            None if failures.is_empty() => self.end(RunOutcome::Succeeded, Vec::new(), Exit::Success),
-            None => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
+            None => {
+                // Hosts a fleet tolerated losing: nothing more ran there.
+                let mut left: Vec<String> = self
+                    .record
+                    .phase(Phase::Step)
+                    .filter(|s| s.outcome == Some(Outcome::Failed) && !continues_on_error(self.playbook, &s.step))
+                    .map(|s| {
+                        format!(
+                            "host `{}` failed at `{}` and was left as it was (within `max_fail`): check it",
+                            s.target, s.step
+                        )
+                    })
+                    .collect();
+                left.extend(failures);
+                if left.is_empty() {
+                    self.end(RunOutcome::Succeeded, left, Exit::Success)
+                } else if self.record.phase(Phase::Finally).any(|s| s.outcome == Some(Outcome::Failed)) {
+                    self.end(RunOutcome::FinallyFailed, left, Exit::RollbackIncomplete)
+                } else {
+                    self.end(RunOutcome::Succeeded, left, Exit::RollbackIncomplete)
+                }
+            }
             Some(left) if left.is_empty() && failures.is_empty() => {
                 self.end(RunOutcome::RolledBack, Vec::new(), Exit::StepFailed)
             }
@@ -823,12 +1145,21 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn end(&mut self, outcome: RunOutcome, left: Vec<String>, exit: Exit) -> Result<Exit, Failure> {
-        self.append(&Record::End { outcome, left: left.clone(), at: journal::now() })?;
-        // The run is over: copies of secret-holding files go.
+    fn end(&mut self, outcome: RunOutcome, mut left: Vec<String>, exit: Exit) -> Result<Exit, Failure> {
         if outcome != RunOutcome::RollbackIncomplete {
-            self.snapshots.discard_beside_copies();
+            // The run is over: its markers go from the hosts, copies of secret-holding files too.
+            for (name, transport) in self.targets.hosts() {
+                if let Err(error) = transport.clear_unfinished() {
+                    left.push(format!(
+                        "the run's marker stays on `{name}` ({}): remove it there, or pass `--override {}`",
+                        crate::document::io_reason(&error),
+                        self.run_id
+                    ));
+                }
+            }
+            self.snapshots.discard_beside_copies(self.targets);
         }
+        self.append(&Record::End { outcome, left: left.clone(), at: journal::now() })?;
         let name = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         self.report(&Event::RunFinished {
             run_id: &self.run_id.clone(),
@@ -839,23 +1170,60 @@ impl<'a> Engine<'a> {
         Ok(exit)
     }
 
-    /// Runs the steps of a list that have no outcome yet in this run.
+    /// Runs the steps of a list that have no outcome yet in this run, step by
+    /// step over their targets; the steps of a `serial` include batch by batch.
     fn steps(&mut self, steps: &'a [Step], phase: Phase) -> Result<Ended, Failure> {
-        for step in steps {
-            let id = step.id.as_str();
-            if self.settled(phase, id) {
+        let mut i = 0;
+        while i < steps.len() {
+            let Some(batch) = &steps[i].batch else {
+                match self.wave(&steps[i], phase, &steps[i].targets)? {
+                    Ended::Completed => {}
+                    other => return Ok(other),
+                }
+                i += 1;
+                continue;
+            };
+            let end = i + steps[i..].iter().take_while(|s| s.batch.as_ref() == Some(batch)).count();
+            let group = &steps[i..end];
+            for chunk in batches(self.playbook, group, batch) {
+                for step in group {
+                    let on: Vec<String> = step.targets.iter().filter(|t| chunk.contains(t)).cloned().collect();
+                    if on.is_empty() {
+                        continue;
+                    }
+                    match self.wave(step, phase, &on)? {
+                        Ended::Completed => {}
+                        other => return Ok(other),
+                    }
+                }
+            }
+            i = end;
+        }
+        Ok(Ended::Completed)
+    }
+
+    /// Runs one step on the given targets that have no outcome yet (and, in
+    /// the steps phase, have not failed), `parallel` at a time. A failure
+    /// beyond what the fleet tolerates starts nothing new; what runs finishes.
+    fn wave(&mut self, step: &'a Step, phase: Phase, targets: &[String]) -> Result<Ended, Failure> {
+        let id = step.id.as_str();
+        let out = if phase == Phase::Step { self.out() } else { BTreeSet::new() };
+        let mut jobs: Vec<Job<'a>> = Vec::new();
+        for target in targets {
+            if self.settled(phase, id, target) || out.contains(target) {
                 continue;
             }
             if signals::pending().is_some() {
                 return Ok(Ended::Interrupted(None));
             }
-            let (earlier, interrupted) = self.earlier_tries(phase, id);
-            self.set_try(id, earlier + 1, interrupted);
-            let planned = plan::describe_step(step, &self.shown).map_err(render_failure)?;
+            let (earlier, interrupted) = self.earlier_tries(phase, id, target);
+            self.set_try(target, id, earlier + 1, interrupted);
+            let transport = self.transport(target)?;
+            let planned =
+                plan::describe_step(step, &self.context(target)?.0, transport, false).map_err(render_failure)?;
             match planned.status {
                 Status::Skipped => {
                     let reason = planned.reason.clone().unwrap_or_default();
-                    let target = self.target();
                     self.append(&finished(
                         id,
                         phase,
@@ -863,11 +1231,18 @@ impl<'a> Engine<'a> {
                         Some(reason.clone()),
                         &Output::default(),
                         &self.masker,
-                        &target,
+                        target,
                     ))?;
-                    self.set_result(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true });
+                    self.set_result(
+                        phase,
+                        id,
+                        target,
+                        &StepResult { stdout: String::new(), exit_code: None, skipped: true },
+                    );
+                    let host = self.host(target);
                     self.report(&Event::StepFinished {
                         step: id,
+                        host,
                         phase,
                         outcome: Outcome::Skipped,
                         reason: Some(&reason),
@@ -884,95 +1259,331 @@ impl<'a> Engine<'a> {
                 }
                 Status::WillRun => {}
             }
-            let action_text = describe_action(&planned.action);
-            self.append(&Record::Started {
-                step: id.to_owned(),
-                phase,
-                fingerprint: planned.fingerprint.clone(),
-                action: action_text.clone(),
-                target: self.target(),
-                at: journal::now(),
-            })?;
-            let mut tries = 1;
-            let mut shown_action = action_text.clone();
-            let done = loop {
-                self.report(&Event::StepStarted {
-                    step: id,
-                    name: planned.name.as_deref(),
-                    phase,
-                    action: &shown_action,
-                    attempt: earlier + tries,
-                });
-                let done =
-                    self.execute(step, phase, &step.action, &planned, step.cwd.as_ref(), &step.env, step.timeout)?;
-                if done.output.interrupted.is_some() || done.error.is_none() || tries > step.retries {
-                    break done;
+            jobs.push(Job {
+                target: target.clone(),
+                earlier,
+                interrupted,
+                tries: 1,
+                ready: Instant::now(),
+                action: describe_action(&planned.action),
+                planned: Some(planned),
+                rollback: None,
+            });
+        }
+        if jobs.is_empty() {
+            return Ok(Ended::Completed);
+        }
+        if matches!(step.action, Action::Pause(_)) {
+            for job in &jobs {
+                match self.pause_step(step, phase, job)? {
+                    Ended::Completed => {}
+                    other => return Ok(other),
                 }
-                let reason = done.error.clone().unwrap_or_default();
-                self.notice(
+            }
+            return Ok(Ended::Completed);
+        }
+        let mut failed = false;
+        let mut stopped = false;
+        let tolerated = tolerated(self.playbook);
+        self.run_jobs(step, phase, jobs, &mut |engine, job, done| {
+            let target = job.target.clone();
+            if done.interrupted() || (done.error.is_some() && signals::pending().is_some()) {
+                stopped = true;
+                return Ok(After::Stop);
+            }
+            if let Some(reason) = &done.error
+                && job.tries <= step.retries
+                && phase != Phase::Rollback
+            {
+                let on = engine.on(&target);
+                engine.notice(
                     "warning",
-                    &format!("`{id}` failed ({reason}); retrying in {}", humantime::format_duration(step.retry_delay)),
+                    &format!(
+                        "`{id}`{on} failed ({reason}); retrying in {}",
+                        humantime::format_duration(step.retry_delay)
+                    ),
                 );
-                if !sleep_unless_signalled(step.retry_delay) {
-                    break done;
-                }
-                tries += 1;
-                self.set_try(id, earlier + tries, interrupted);
-                // What this try runs, as people see it (a command may read `step.attempt`).
-                let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
-                shown_action =
-                    describe_action(&plan::render_action(&step.action, &shown, true).map_err(render_failure)?);
-            };
-            if done.output.interrupted.is_some() || (done.error.is_some() && signals::pending().is_some()) {
-                return Ok(Ended::Interrupted(Some(id.to_owned())));
+                job.tries += 1;
+                job.ready = Instant::now() + step.retry_delay;
+                return Ok(After::Retry);
             }
             let outcome = if done.error.is_none() { Outcome::Ok } else { Outcome::Failed };
-            let target = self.target();
-            self.append(&finished(id, phase, outcome, done.error.clone(), &done.output, &self.masker, &target))?;
+            engine.append(&finished(id, phase, outcome, done.error.clone(), &done.output, &engine.masker, &target))?;
             // Output is masked as it is read: later steps see what everyone sees.
             let result = StepResult {
                 stdout: done.output.stdout.trim().to_owned(),
                 exit_code: done.output.exit_code,
                 skipped: false,
             };
-            self.set_result(id, &result);
-            let reason = done.error.as_deref().map(|r| self.masker.mask(r));
-            self.report(&Event::StepFinished {
+            engine.set_result(phase, id, &target, &result);
+            let reason = done.error.as_deref().map(|r| engine.masker.mask(r));
+            let host = engine.host(&target);
+            engine.report(&Event::StepFinished {
                 step: id,
+                host,
                 phase,
                 outcome,
                 reason: reason.as_deref(),
                 exit_code: done.output.exit_code,
                 duration_ms: done.output.elapsed.as_millis() as u64,
             });
-            match outcome {
-                Outcome::Ok | Outcome::Skipped => {}
-                _ if step.continue_on_error => {
-                    self.notice("warning", &format!("`{id}` failed; going on (continue_on_error)"));
+            if outcome == Outcome::Failed {
+                if step.continue_on_error {
+                    let on = engine.on(&target);
+                    engine.notice("warning", &format!("`{id}`{on} failed; going on (continue_on_error)"));
+                } else if phase == Phase::Step {
+                    let out = engine.out();
+                    if out.len() > tolerated {
+                        failed = true;
+                        return Ok(After::Stop);
+                    }
+                    let on = engine.on(&target);
+                    engine.notice(
+                        "warning",
+                        &format!(
+                            "`{id}`{on} failed: nothing more runs on `{target}` ({} of {tolerated} tolerated)",
+                            out.len()
+                        ),
+                    );
                 }
-                // A failing `finally` step does not stop the others.
-                _ if phase == Phase::Finally => {}
-                _ => return Ok(Ended::Failed(id.to_owned())),
             }
+            Ok(After::Next)
+        })?;
+        if stopped {
+            return Ok(Ended::Interrupted(Some(id.to_owned())));
+        }
+        if failed {
+            return Ok(Ended::Failed(id.to_owned()));
         }
         Ok(Ended::Completed)
     }
 
-    /// What a rollback undoes, newest first: steps that completed or were
-    /// interrupted (a half-done step's rollback must tolerate that), and any
-    /// step whose file snapshot is on disk, unless already rolled back.
+    /// Executes jobs of one step, `parallel` at a time, each on its target's
+    /// transport in a thread of its own; this thread journals and reports.
+    /// `after` decides about each finished job: go on, retry it, or start
+    /// nothing new (what runs finishes).
+    fn run_jobs(
+        &mut self,
+        step: &'a Step,
+        phase: Phase,
+        jobs: Vec<Job<'a>>,
+        after: &mut dyn FnMut(&mut Engine<'a>, &mut Job<'a>, Done) -> Result<After, Failure>,
+    ) -> Result<(), Failure> {
+        let parallel = self.playbook.inventory.as_ref().map_or(1, |i| i.parallel).max(1);
+        let id = step.id.as_str();
+        let mut jobs: Vec<Job<'a>> = jobs;
+        let mut waiting: VecDeque<usize> = (0..jobs.len()).collect();
+        let (sender, receiver) = mpsc::channel::<Message>();
+        let snapshots = std::sync::Arc::clone(&self.snapshots);
+        std::thread::scope(|scope| -> Result<(), Failure> {
+            let mut running = 0usize;
+            let mut stop = false;
+            loop {
+                if signals::pending().is_some() {
+                    stop = true;
+                }
+                // Start what may start.
+                while running < parallel && !stop {
+                    let now = Instant::now();
+                    let Some(position) = waiting.iter().position(|i| jobs[*i].ready <= now) else { break };
+                    let index = waiting.remove(position).expect("the position exists");
+                    let job = &jobs[index];
+                    let target = job.target.clone();
+                    let transport = self.transport(&target)?;
+                    let attempt = job.earlier + job.tries;
+                    if job.tries > 1 {
+                        self.set_try(&target, id, attempt, job.interrupted);
+                    }
+                    let work = match job.rollback {
+                        Some(rollback_of) => self.rollback_work(rollback_of, &target)?,
+                        None => self.work(step, phase, &target)?,
+                    };
+                    // What this try runs, as people see it (a command may read `step.attempt`).
+                    let action = if job.tries > 1 && job.rollback.is_none() {
+                        let shown = self.context(&target)?.0.value(step.scope.as_ref()).map_err(render_failure)?;
+                        describe_action(&plan::render_action(&step.action, &shown, true, None).map_err(render_failure)?)
+                    } else {
+                        job.action.clone()
+                    };
+                    if job.tries == 1 {
+                        let fingerprint = job.planned.as_ref().map(|p| p.fingerprint.clone()).unwrap_or_default();
+                        self.append(&Record::Started {
+                            step: id.to_owned(),
+                            phase,
+                            fingerprint,
+                            action: action.clone(),
+                            target: target.clone(),
+                            at: journal::now(),
+                        })?;
+                    }
+                    let name = job.planned.as_ref().and_then(|p| p.name.clone());
+                    let host = self.host(&target);
+                    self.report(&Event::StepStarted {
+                        step: id,
+                        host,
+                        name: name.as_deref(),
+                        phase,
+                        action: &action,
+                        attempt: job.earlier + job.tries,
+                    });
+                    let sender = sender.clone();
+                    let snapshots = std::sync::Arc::clone(&snapshots);
+                    let key = snapshot_key(id, &target);
+                    let masker = self.masker.clone();
+                    scope.spawn(move || {
+                        let done = execute(work, transport, &snapshots, &key, &target, &masker, &sender);
+                        let _ = sender.send(Message::Done { index, done });
+                    });
+                    running += 1;
+                }
+                if running == 0 && (waiting.is_empty() || stop) {
+                    return Ok(());
+                }
+                let wait = waiting
+                    .iter()
+                    .map(|i| jobs[*i].ready.saturating_duration_since(Instant::now()))
+                    .min()
+                    .unwrap_or(Duration::from_millis(100))
+                    .clamp(Duration::from_millis(1), Duration::from_millis(100));
+                match receiver.recv_timeout(wait) {
+                    Ok(Message::Spawned { target, pgid, start }) => {
+                        let spawned =
+                            Record::Spawned { step: id.to_owned(), phase, target, pgid, start, at: journal::now() };
+                        self.journal.append_unsynced(&spawned).map_err(|e| self.journal_failure(&e))?;
+                        self.record.apply_ref(&spawned);
+                    }
+                    Ok(Message::Line { target, stream, line }) => {
+                        let host = self.host(&target);
+                        self.report(&Event::Output {
+                            step: id,
+                            host,
+                            stream: match stream {
+                                Stream::Stdout => "stdout",
+                                Stream::Stderr => "stderr",
+                            },
+                            line: &line,
+                        });
+                    }
+                    Ok(Message::Done { index, done }) => {
+                        running -= 1;
+                        match after(self, &mut jobs[index], done)? {
+                            After::Next => {}
+                            After::Retry => waiting.push_back(index),
+                            After::Stop => stop = true,
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            }
+        })
+    }
+
+    /// Renders a step's action for a target, with secrets revealed.
+    fn work(&self, step: &'a Step, phase: Phase, target: &str) -> Result<Work<'a>, Failure> {
+        let value = self.context(target)?.1.value(step.scope.as_ref()).map_err(render_failure)?;
+        let shown = self.context(target)?.0.value(step.scope.as_ref()).map_err(render_failure)?;
+        Ok(self.action_work(
+            &step.action,
+            step,
+            step.cwd.as_ref(),
+            &step.env,
+            step.timeout,
+            phase,
+            target,
+            &value,
+            &shown,
+        ))
+    }
+
+    /// What undoing a step on a target does: restore its snapshot, or run its rollback action.
+    fn rollback_work(&self, step: &'a Step, target: &str) -> Result<Work<'a>, Failure> {
+        let key = snapshot_key(step.id.as_str(), target);
+        if self.snapshots.has(&key) {
+            return Ok(Work::Restore);
+        }
+        let Rollback::Action { action, cwd, env, timeout, .. } = &step.rollback else {
+            return Ok(Work::Refused("internal error: nothing to undo".to_owned()));
+        };
+        let value = self.context(target)?.1.value(step.scope.as_ref()).map_err(render_failure)?;
+        let shown = self.context(target)?.0.value(step.scope.as_ref()).map_err(render_failure)?;
+        // A rollback runs where its step ran unless it says otherwise.
+        let cwd = cwd.as_ref().or(step.cwd.as_ref());
+        Ok(self.action_work(action, step, cwd, env, *timeout, Phase::Rollback, target, &value, &shown))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn action_work(
+        &self,
+        action: &'a Action,
+        step: &Step,
+        cwd: Option<&crate::template::Template>,
+        env: &[(String, crate::template::Template)],
+        timeout: Option<Duration>,
+        phase: Phase,
+        target: &str,
+        value: &minijinja::Value,
+        shown: &minijinja::Value,
+    ) -> Work<'a> {
+        let refused = |error: &dyn std::fmt::Display| Work::Refused(self.masker.mask(&error.to_string()));
+        match action {
+            Action::Command(command) => {
+                let rendered = (|| {
+                    let cwd = cwd.map(|c| c.render(value)).transpose()?;
+                    let env = render_env(env, value)?;
+                    command_spec(command, value, cwd.as_deref(), &env, timeout)
+                })();
+                match rendered {
+                    Ok(mut spec) => {
+                        spec.masker = self.masker.clone();
+                        spec.env.push((STEP_MARK.to_owned(), step_mark(&self.run_id, phase, step.id.as_str(), target)));
+                        Work::Command(spec)
+                    }
+                    Err(error) => refused(&error),
+                }
+            }
+            Action::Edit(edit) => match edit.path.render(value) {
+                Ok(path) => Work::Edit { path, edit, value: value.clone(), secret: plan::writes_secret(action, shown) },
+                Err(error) => refused(&error),
+            },
+            Action::Template(template) => {
+                let rendered = (|| {
+                    Ok::<_, crate::template::RenderError>((
+                        template.dest.render(value)?,
+                        template.content.render(value)?,
+                    ))
+                })();
+                match rendered {
+                    Ok((dest, content)) => Work::Template {
+                        dest,
+                        content,
+                        mode: template.mode,
+                        secret: plan::writes_secret(action, shown),
+                    },
+                    Err(error) => refused(&error),
+                }
+            }
+            Action::Pause(_) => Work::Refused("internal error: a pause runs on the engine's thread".to_owned()),
+        }
+    }
+
+    /// What a rollback undoes, newest first: (step, target) pairs that
+    /// completed or were interrupted (a half-done step's rollback must tolerate
+    /// that), and any pair whose file snapshot is on disk, unless already
+    /// rolled back. `only` narrows it to some targets.
     fn to_undo(&self) -> Vec<StepState> {
-        let target = self.target();
-        let undone: HashSet<&str> = self
+        let undone: HashSet<(&str, &str)> = self
             .record
             .phase(Phase::Rollback)
             .filter(|s| matches!(s.outcome, Some(Outcome::Ok | Outcome::Skipped)))
-            .map(|s| s.step.as_str())
+            .map(|s| (s.step.as_str(), s.target.as_str()))
             .collect();
         self.record
             .phase(Phase::Step)
-            .filter(|s| s.target == target && !undone.contains(s.step.as_str()))
-            .filter(|s| matches!(s.outcome, Some(Outcome::Ok) | None) || self.snapshots.has(&s.step))
+            .filter(|s| !undone.contains(&(s.step.as_str(), s.target.as_str())))
+            .filter(|s| {
+                matches!(s.outcome, Some(Outcome::Ok) | None) || self.snapshots.has(&snapshot_key(&s.step, &s.target))
+            })
             .cloned()
             .collect::<Vec<_>>()
             .into_iter()
@@ -980,12 +1591,21 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
-    /// Undoes what `to_undo` lists. `Ok(left)` lists what could not be
+    /// Undoes what `to_undo` lists, newest first: the pairs of one step
+    /// together, steps one after another. `Ok(left)` lists what could not be
     /// undone; `Err(step)` means a signal stopped the rollback.
-    fn rollback(&mut self) -> Result<Result<Vec<String>, Option<String>>, Failure> {
+    fn rollback(&mut self, only: Option<&BTreeSet<String>>) -> Result<Result<Vec<String>, Option<String>>, Failure> {
         let mut left = Vec::new();
-        for state in self.to_undo() {
-            let id = state.step.clone();
+        let mut pairs: Vec<StepState> = self.to_undo();
+        if let Some(only) = only {
+            pairs.retain(|s| only.contains(&s.target));
+        }
+        let mut i = 0;
+        while i < pairs.len() {
+            let id = pairs[i].step.clone();
+            let end = i + pairs[i..].iter().take_while(|s| s.step == id).count();
+            let group: Vec<StepState> = pairs[i..end].to_vec();
+            i = end;
             if signals::pending().is_some() {
                 return Ok(Err(None));
             }
@@ -993,265 +1613,322 @@ impl<'a> Engine<'a> {
                 left.push(format!("`{id}` is no longer in the playbook: undo it by hand"));
                 continue;
             };
-            let completed = state.outcome == Some(Outcome::Ok);
-            let interrupted = state.outcome.is_none();
-            let (earlier, open) = self.earlier_tries(Phase::Rollback, &id);
-            self.set_try(&id, earlier + 1, open);
-            let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
-            let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
-            // A file changed by this step (even one that failed) goes back as it was.
-            if self.snapshots.has(&id) {
-                self.start_rollback(&id, "restore the file from its snapshot")?;
-                let started = Instant::now();
-                let result = self.snapshots.restore(&id);
-                let output = Output { elapsed: started.elapsed(), exit_code: Some(0), ..Output::default() };
-                let error =
-                    result.err().map(|e| format!("cannot restore the snapshot: {}", crate::document::io_reason(&e)));
-                if let Some(error) = &error {
-                    left.push(format!("`{id}`: {error}"));
+            let mut jobs = Vec::new();
+            for state in &group {
+                let target = state.target.clone();
+                let on = self.on(&target);
+                let completed = state.outcome == Some(Outcome::Ok);
+                let interrupted = state.outcome.is_none();
+                let (earlier, open) = self.earlier_tries(Phase::Rollback, &id, &target);
+                self.set_try(&target, &id, earlier + 1, open);
+                // A file changed by this step (even one that failed) goes back as it was.
+                if self.snapshots.has(&snapshot_key(&id, &target)) {
+                    jobs.push(self.rollback_job(step, &target, "restore the file from its snapshot".to_owned()));
+                    continue;
                 }
-                self.finish_rollback(&id, error, &output)?;
-                continue;
-            }
-            if !(completed || interrupted) {
-                continue;
-            }
-            match &step.rollback {
-                Rollback::Nothing => {}
-                Rollback::Irreversible => {
-                    self.notice("warning", &format!("`{id}` cannot be undone (rollback = false); an earlier step's rollback restores what it changed"));
+                if !(completed || interrupted) {
+                    continue;
                 }
-                Rollback::Restore => {
-                    if completed {
-                        left.push(format!("`{id}`: its file snapshot is gone; restore the file by hand"));
+                match &step.rollback {
+                    Rollback::Nothing => {}
+                    Rollback::Irreversible => {
+                        self.notice(
+                            "warning",
+                            &format!("`{id}`{on} cannot be undone (rollback = false); an earlier step's rollback restores what it changed"),
+                        );
                     }
-                }
-                Rollback::Action { action, guard, cwd, env, timeout } => {
-                    if let Some(guard) = guard {
-                        match guard.eval(&value) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                let reason = format!("`{}` is false", guard.source);
-                                let target = self.target();
-                                self.append(&finished(
-                                    &id,
-                                    Phase::Rollback,
-                                    Outcome::Skipped,
-                                    Some(reason.clone()),
-                                    &Output::default(),
-                                    &self.masker,
-                                    &target,
-                                ))?;
-                                self.report(&Event::StepFinished {
-                                    step: &id,
-                                    phase: Phase::Rollback,
-                                    outcome: Outcome::Skipped,
-                                    reason: Some(&reason),
-                                    exit_code: None,
-                                    duration_ms: 0,
-                                });
-                                continue;
-                            }
-                            Err(error) => {
-                                left.push(format!("`{id}`: {}", self.masker.mask(&error.to_string())));
-                                continue;
-                            }
+                    Rollback::Restore => {
+                        if completed {
+                            left.push(format!("`{id}`{on}: its file snapshot is gone; restore the file by hand"));
                         }
                     }
-                    let planned_action = plan::render_action(action, &shown, false).map_err(render_failure)?;
-                    let text = describe_action(&planned_action);
-                    self.start_rollback(&id, &text)?;
-                    // A rollback runs where its step ran unless it says otherwise.
-                    let cwd = cwd.as_ref().or(step.cwd.as_ref());
-                    let planned = PlannedStep::for_rollback(&id, planned_action);
-                    let done = self.execute(step, Phase::Rollback, action, &planned, cwd, env, *timeout)?;
-                    if done.output.interrupted.is_some() {
-                        return Ok(Err(Some(id)));
+                    Rollback::Action { action, guard, .. } => {
+                        let (value, shown) = {
+                            let (shown, exec) = self.context(&target)?;
+                            (
+                                exec.value(step.scope.as_ref()).map_err(render_failure)?,
+                                shown.value(step.scope.as_ref()).map_err(render_failure)?,
+                            )
+                        };
+                        if let Some(guard) = guard {
+                            match guard.eval(&value) {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    let reason = format!("`{}` is false", guard.source);
+                                    self.append(&finished(
+                                        &id,
+                                        Phase::Rollback,
+                                        Outcome::Skipped,
+                                        Some(reason.clone()),
+                                        &Output::default(),
+                                        &self.masker,
+                                        &target,
+                                    ))?;
+                                    let host = self.host(&target);
+                                    self.report(&Event::StepFinished {
+                                        step: &id,
+                                        host,
+                                        phase: Phase::Rollback,
+                                        outcome: Outcome::Skipped,
+                                        reason: Some(&reason),
+                                        exit_code: None,
+                                        duration_ms: 0,
+                                    });
+                                    continue;
+                                }
+                                Err(error) => {
+                                    left.push(format!("`{id}`{on}: {}", self.masker.mask(&error.to_string())));
+                                    continue;
+                                }
+                            }
+                        }
+                        let text =
+                            describe_action(&plan::render_action(action, &shown, false, None).map_err(render_failure)?);
+                        jobs.push(self.rollback_job(step, &target, text));
                     }
-                    if let Some(error) = &done.error {
-                        left.push(format!(
-                            "`{id}`: rollback failed ({}); undo by hand: {text}",
-                            self.masker.mask(error)
-                        ));
-                    }
-                    self.finish_rollback(&id, done.error.clone(), &done.output)?;
                 }
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            let mut stopped = None;
+            self.run_jobs(step, Phase::Rollback, jobs, &mut |engine, job, done| {
+                let target = job.target.clone();
+                if done.interrupted() {
+                    stopped = Some(id.clone());
+                    return Ok(After::Stop);
+                }
+                if let Some(error) = &done.error {
+                    let on = engine.on(&target);
+                    let what = if job.action.starts_with("restore the file") {
+                        format!("`{id}`{on}: {}", engine.masker.mask(error))
+                    } else {
+                        format!(
+                            "`{id}`{on}: rollback failed ({}); undo by hand: {}",
+                            engine.masker.mask(error),
+                            job.action
+                        )
+                    };
+                    left.push(what);
+                }
+                let outcome = if done.error.is_none() { Outcome::Ok } else { Outcome::Failed };
+                engine.append(&finished(
+                    &id,
+                    Phase::Rollback,
+                    outcome,
+                    done.error.clone(),
+                    &done.output,
+                    &engine.masker,
+                    &target,
+                ))?;
+                let reason = done.error.as_deref().map(|e| engine.masker.mask(e));
+                let host = engine.host(&target);
+                engine.report(&Event::StepFinished {
+                    step: &id,
+                    host,
+                    phase: Phase::Rollback,
+                    outcome,
+                    reason: reason.as_deref(),
+                    exit_code: done.output.exit_code,
+                    duration_ms: done.output.elapsed.as_millis() as u64,
+                });
+                Ok(After::Next)
+            })?;
+            if let Some(step) = stopped {
+                return Ok(Err(Some(step)));
             }
         }
         Ok(Ok(left))
     }
 
-    fn start_rollback(&mut self, id: &str, action: &str) -> Result<(), Failure> {
-        self.append(&Record::Started {
-            step: id.to_owned(),
-            phase: Phase::Rollback,
-            fingerprint: String::new(),
-            action: action.to_owned(),
-            target: self.target(),
-            at: journal::now(),
-        })?;
-        self.report(&Event::StepStarted { step: id, name: None, phase: Phase::Rollback, action, attempt: 1 });
-        Ok(())
+    fn rollback_job(&self, step: &'a Step, target: &str, action: String) -> Job<'a> {
+        Job {
+            target: target.to_owned(),
+            earlier: 0,
+            interrupted: false,
+            tries: 1,
+            ready: Instant::now(),
+            action,
+            planned: None,
+            rollback: Some(step),
+        }
     }
+}
 
-    fn finish_rollback(&mut self, id: &str, error: Option<String>, output: &Output) -> Result<(), Failure> {
-        let outcome = if error.is_none() { Outcome::Ok } else { Outcome::Failed };
-        let target = self.target();
-        self.append(&finished(id, Phase::Rollback, outcome, error.clone(), output, &self.masker, &target))?;
-        let reason = error.map(|e| self.masker.mask(&e));
-        self.report(&Event::StepFinished {
-            step: id,
-            phase: Phase::Rollback,
-            outcome,
-            reason: reason.as_deref(),
-            exit_code: output.exit_code,
-            duration_ms: output.elapsed.as_millis() as u64,
-        });
-        Ok(())
-    }
+/// What the engine does after a job finished.
+enum After {
+    Next,
+    Retry,
+    Stop,
+}
 
-    /// Executes one action with secrets revealed. Errors of the step itself
-    /// are in `Done::error`; `Err` is only for the journal failing.
-    #[allow(clippy::too_many_arguments)]
-    fn execute(
-        &mut self,
-        step: &Step,
-        phase: Phase,
-        action: &Action,
-        planned: &PlannedStep,
-        cwd: Option<&crate::template::Template>,
-        env: &[(String, crate::template::Template)],
-        timeout: Option<Duration>,
-    ) -> Result<Done, Failure> {
-        let id = planned.id.clone();
-        let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
-        let started = Instant::now();
-        let finish = |error: Option<String>| Done {
-            output: Output {
-                elapsed: started.elapsed(),
-                exit_code: Some(if error.is_some() { 1 } else { 0 }),
-                ..Output::default()
-            },
-            error,
-        };
-        match action {
-            Action::Command(command) => {
-                let rendered = (|| {
-                    let cwd = cwd.map(|c| c.render(&value)).transpose()?;
-                    let env = render_env(env, &value)?;
-                    command_spec(command, &value, cwd.as_deref(), &env, timeout)
-                })();
-                let mut spec = match rendered {
-                    Ok(spec) => spec,
-                    Err(error) => return Ok(finish(Some(self.masker.mask(&error.to_string())))),
-                };
-                spec.masker = self.masker.clone();
-                spec.env.push((STEP_MARK.to_owned(), step_mark(&self.run_id, phase, &id)));
-                let target = self.target();
-                let reporter = &mut *self.reporter;
-                let journal = &mut self.journal;
-                let record = &mut self.record;
-                let mut journal_error = None;
-                let result = self.executor.run_watched(&spec, &mut |event| match event {
-                    Watch::Spawned { pgid, start } => {
-                        let spawned = Record::Spawned {
-                            step: id.clone(),
-                            phase,
-                            target: target.clone(),
-                            pgid,
-                            start,
-                            at: journal::now(),
-                        };
-                        match journal.append_unsynced(&spawned) {
-                            Ok(()) => record.apply_ref(&spawned),
-                            Err(error) => journal_error = Some(error),
+/// The targets a group of `serial` steps rolls over, batch by batch, in inventory order.
+fn batches(playbook: &Playbook, group: &[Step], batch: &Batch) -> Vec<Vec<String>> {
+    let order = playbook.target_names();
+    let hosts: Vec<String> = order.into_iter().filter(|name| group.iter().any(|s| s.targets.contains(name))).collect();
+    let size = batch.serial.of(hosts.len()).max(1);
+    hosts.chunks(size).map(<[String]>::to_vec).collect()
+}
+
+/// A snapshot's name: the step, and the host in a fleet.
+fn snapshot_key(step: &str, target: &str) -> String {
+    if target == LOCAL { step.to_owned() } else { format!("{step}@{target}") }
+}
+
+/// Executes one rendered action on a transport (in a worker thread).
+fn execute(
+    work: Work<'_>,
+    transport: &dyn Transport,
+    snapshots: &Snapshots,
+    key: &str,
+    target: &str,
+    masker: &Masker,
+    sender: &mpsc::Sender<Message>,
+) -> Done {
+    let started = Instant::now();
+    let io = |what: &str, path: &str, error: &std::io::Error| {
+        format!("cannot {what} `{path}`{}: {}", on_host(target), crate::document::io_reason(error))
+    };
+    match work {
+        Work::Refused(error) => Done::failed(started, error),
+        Work::Command(spec) => {
+            let result = transport.run(&spec, &mut |event| match event {
+                Watch::Spawned { pgid, start } => {
+                    let _ = sender.send(Message::Spawned { target: target.to_owned(), pgid, start });
+                }
+                Watch::RemoteGroup { .. } => {}
+                Watch::Line(stream, line) => {
+                    let _ = sender.send(Message::Line { target: target.to_owned(), stream, line: line.to_owned() });
+                }
+            });
+            match result {
+                Ok(output) => {
+                    let error = (!output.success()).then(|| {
+                        let last = output
+                            .stderr
+                            .trim()
+                            .lines()
+                            .last()
+                            .or_else(|| output.stdout.trim().lines().last())
+                            .unwrap_or("");
+                        if last.is_empty() {
+                            output.describe_end()
+                        } else {
+                            format!("{}: {last}", output.describe_end())
                         }
-                    }
-                    Watch::RemoteGroup { .. } => {}
-                    Watch::Line(stream, line) => reporter.event(&Event::Output {
-                        step: &id,
-                        stream: match stream {
-                            Stream::Stdout => "stdout",
-                            Stream::Stderr => "stderr",
-                        },
-                        line,
-                    }),
-                });
-                if let Some(error) = journal_error {
-                    return Err(self.journal_failure(&error));
+                    });
+                    Done { output, error }
                 }
-                match result {
-                    Ok(output) => {
-                        let error = (!output.success()).then(|| {
-                            let last = output
-                                .stderr
-                                .trim()
-                                .lines()
-                                .last()
-                                .or_else(|| output.stdout.trim().lines().last())
-                                .unwrap_or("");
-                            if last.is_empty() {
-                                output.describe_end()
-                            } else {
-                                format!("{}: {last}", output.describe_end())
-                            }
-                        });
-                        Ok(Done { output, error })
-                    }
-                    Err(error) => Ok(finish(Some(self.masker.mask(&format!(
-                        "`{}` could not start: {}",
+                Err(error) if error.kind() == std::io::ErrorKind::NotConnected => {
+                    Done::failed(started, masker.mask(&error.to_string()))
+                }
+                Err(error) => Done::failed(
+                    started,
+                    masker.mask(&format!(
+                        "`{}` could not start{}: {}",
                         spec.argv.first().map_or("", String::as_str),
+                        on_host(target),
                         crate::document::io_reason(&error)
-                    ))))),
-                }
-            }
-            Action::Edit(edit) => {
-                let result = (|| -> Result<(), String> {
-                    let path = resolve(&edit.path.render(&value).map_err(|e| e.to_string())?);
-                    let old = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::document::io_reason(&e)))?;
-                    let new = apply_edit(&edit.kind, &old, &value, edit.path.location.as_ref())
-                        .map_err(|e| e.to_string())??;
-                    let secret =
-                        plan::writes_secret(action, &self.shown.value(step.scope.as_ref()).map_err(|e| e.to_string())?);
-                    self.snapshots.take(&id, &path, secret).map_err(|e| {
-                        format!("cannot snapshot `{}`: {}", path.display(), crate::document::io_reason(&e))
-                    })?;
-                    if new != old {
-                        replace_content(&path, new.as_bytes(), None).map_err(|e| {
-                            format!("cannot write `{}`: {}", path.display(), crate::document::io_reason(&e))
-                        })?;
-                    }
-                    Ok(())
-                })();
-                Ok(finish(result.err().map(|e| self.masker.mask(&e))))
-            }
-            Action::Template(template) => {
-                let result = (|| -> Result<(), String> {
-                    let dest = resolve(&template.dest.render(&value).map_err(|e| e.to_string())?);
-                    let content = template.content.render(&value).map_err(|e| e.to_string())?;
-                    let secret =
-                        plan::writes_secret(action, &self.shown.value(step.scope.as_ref()).map_err(|e| e.to_string())?);
-                    self.snapshots.take(&id, &dest, secret).map_err(|e| {
-                        format!("cannot snapshot `{}`: {}", dest.display(), crate::document::io_reason(&e))
-                    })?;
-                    replace_content(&dest, content.as_bytes(), template.mode)
-                        .map_err(|e| format!("cannot write `{}`: {}", dest.display(), crate::document::io_reason(&e)))
-                })();
-                Ok(finish(result.err().map(|e| self.masker.mask(&e))))
-            }
-            Action::Pause(_) => {
-                let PlannedAction::Pause { message } = &planned.action else {
-                    return Ok(finish(Some("internal error: a pause without a message".to_owned())));
-                };
-                let answer = self.pause(&id, message);
-                let mut done = finish(answer.clone().err());
-                if answer == Err("interrupted".to_owned()) {
-                    done.output.interrupted = Some(signals::pending().map_or("SIGINT", signals::name));
-                }
-                Ok(done)
+                    )),
+                ),
             }
         }
+        Work::Edit { path, edit, value, secret } => {
+            let result = (|| -> Result<(), String> {
+                let (content, _) = transport.read_file(&path).map_err(|e| io("read", &path, &e))?;
+                let old = content.ok_or_else(|| format!("cannot read `{path}`{}: no such file", on_host(target)))?;
+                let old = String::from_utf8(old).map_err(|_| format!("`{path}` is not UTF-8 text"))?;
+                let new =
+                    apply_edit(&edit.kind, &old, &value, edit.path.location.as_ref()).map_err(|e| e.to_string())??;
+                snapshots.take(key, transport, &path, secret).map_err(|e| io("snapshot", &path, &e))?;
+                if new != old {
+                    transport.write_file(&path, new.as_bytes(), None).map_err(|e| io("write", &path, &e))?;
+                }
+                Ok(())
+            })();
+            match result {
+                Ok(()) => Done::ok(started),
+                Err(error) => Done::failed(started, masker.mask(&error)),
+            }
+        }
+        Work::Template { dest, content, mode, secret } => {
+            let result = (|| -> Result<(), String> {
+                snapshots.take(key, transport, &dest, secret).map_err(|e| io("snapshot", &dest, &e))?;
+                transport.write_file(&dest, content.as_bytes(), mode).map_err(|e| io("write", &dest, &e))
+            })();
+            match result {
+                Ok(()) => Done::ok(started),
+                Err(error) => Done::failed(started, masker.mask(&error)),
+            }
+        }
+        Work::Restore => match snapshots.restore(key, transport) {
+            Ok(_) => Done::ok(started),
+            Err(error) => Done::failed(
+                started,
+                masker.mask(&format!(
+                    "cannot restore the snapshot{}: {}",
+                    on_host(target),
+                    crate::document::io_reason(&error)
+                )),
+            ),
+        },
+    }
+}
+
+fn on_host(target: &str) -> String {
+    if target == LOCAL { String::new() } else { format!(" on `{target}`") }
+}
+
+impl Engine<'_> {
+    /// A `pause` step: asked here, on this thread, for its one target.
+    fn pause_step(&mut self, step: &Step, phase: Phase, job: &Job<'_>) -> Result<Ended, Failure> {
+        let id = step.id.as_str();
+        let target = job.target.clone();
+        let Some(PlannedAction::Pause { message }) = job.planned.as_ref().map(|p| &p.action) else {
+            return Err(Failure::new(Exit::RollbackIncomplete, "internal error: a pause without a message"));
+        };
+        let message = message.clone();
+        self.append(&Record::Started {
+            step: id.to_owned(),
+            phase,
+            fingerprint: job.planned.as_ref().map(|p| p.fingerprint.clone()).unwrap_or_default(),
+            action: job.action.clone(),
+            target: target.clone(),
+            at: journal::now(),
+        })?;
+        let host = self.host(&target);
+        self.report(&Event::StepStarted { step: id, host, name: None, phase, action: &job.action, attempt: 1 });
+        let started = Instant::now();
+        let answer = self.pause(id, &message);
+        if answer.is_err() && signals::pending().is_some() {
+            return Ok(Ended::Interrupted(Some(id.to_owned())));
+        }
+        let done = match answer {
+            Ok(()) => Done::ok(started),
+            Err(why) => Done::failed(started, why),
+        };
+        let outcome = if done.error.is_none() { Outcome::Ok } else { Outcome::Failed };
+        self.append(&finished(id, phase, outcome, done.error.clone(), &done.output, &self.masker, &target))?;
+        self.set_result(
+            phase,
+            id,
+            &target,
+            &StepResult { stdout: String::new(), exit_code: done.output.exit_code, skipped: false },
+        );
+        self.report(&Event::StepFinished {
+            step: id,
+            host,
+            phase,
+            outcome,
+            reason: done.error.as_deref(),
+            exit_code: done.output.exit_code,
+            duration_ms: done.output.elapsed.as_millis() as u64,
+        });
+        Ok(if outcome == Outcome::Ok || phase == Phase::Finally {
+            Ended::Completed
+        } else {
+            Ended::Failed(id.to_owned())
+        })
     }
 
     /// Asks for a person's yes on a terminal; without one, `--yes` or `--approve ID` decide.
@@ -1267,7 +1944,7 @@ impl<'a> Engine<'a> {
             ));
         }
         say(&format!("\n{message}\n\nContinue with `{id}`? [y/N] "));
-        let (sender, receiver) = std::sync::mpsc::channel();
+        let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
@@ -1281,8 +1958,8 @@ impl<'a> Engine<'a> {
             match receiver.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => return Ok(()),
                 Ok(_) => return Err(format!("`{id}` was not approved")),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(format!("`{id}` was not approved")),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(format!("`{id}` was not approved")),
             }
         }
     }
@@ -1306,18 +1983,6 @@ fn render_failure(error: impl Into<plan::PlanError>) -> Failure {
         plan::PlanError::Version { message, .. } => Failure::new(Exit::RollbackIncomplete, message),
         plan::PlanError::Interrupted(signal) => interrupted_before(signal),
     }
-}
-
-/// Sleeps, waking early (false) when a signal arrives.
-fn sleep_unless_signalled(duration: Duration) -> bool {
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        if signals::pending().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-    }
-    true
 }
 
 /// One line describing an action, secrets masked, for the journal and events.

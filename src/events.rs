@@ -26,6 +26,9 @@ pub(crate) enum Event<'a> {
     },
     StepStarted {
         step: &'a str,
+        /// In a fleet: the host it runs on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<&'a str>,
         name: Option<&'a str>,
         phase: Phase,
         action: &'a str,
@@ -33,11 +36,15 @@ pub(crate) enum Event<'a> {
     },
     Output {
         step: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<&'a str>,
         stream: &'static str,
         line: &'a str,
     },
     StepFinished {
         step: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<&'a str>,
         phase: Phase,
         outcome: Outcome,
         reason: Option<&'a str>,
@@ -91,18 +98,28 @@ impl Reporter for JsonReporter {
     }
 }
 
-/// Status lines on stderr; a spinner per step when stderr is a terminal.
+/// Status lines on stderr; on a terminal, a spinner per running step (one
+/// per host in a fleet).
 pub(crate) struct TextReporter {
     quiet: bool,
     verbose: bool,
     color: bool,
-    spinner: Option<indicatif::ProgressBar>,
+    /// Running spinners, by host (`""` on this machine alone).
+    spinners: Vec<(String, indicatif::ProgressBar)>,
+    multi: indicatif::MultiProgress,
     terminal: bool,
 }
 
 impl TextReporter {
     pub(crate) fn new(quiet: bool, verbose: bool, color: bool, terminal: bool) -> TextReporter {
-        TextReporter { quiet, verbose, color, spinner: None, terminal: terminal && !verbose && !quiet }
+        TextReporter {
+            quiet,
+            verbose,
+            color,
+            spinners: Vec::new(),
+            multi: indicatif::MultiProgress::new(),
+            terminal: terminal && !verbose && !quiet,
+        }
     }
 
     fn line(&mut self, verb: &str, rest: &str, style: &str) {
@@ -111,11 +128,32 @@ impl TextReporter {
         }
         let (on, off) = if self.color { (style, "\x1b[0m") } else { ("", "") };
         let text = format!("{on}{verb:>12}{off} {rest}");
-        match &self.spinner {
-            Some(spinner) => spinner.println(text),
-            None => say(&format!("{text}\n")),
+        if self.spinners.is_empty() {
+            say(&format!("{text}\n"));
+        } else {
+            let _ = self.multi.println(text);
         }
     }
+
+    fn finish_spinner(&mut self, host: &str) {
+        if let Some(index) = self.spinners.iter().position(|(h, _)| h == host) {
+            let (_, spinner) = self.spinners.remove(index);
+            spinner.finish_and_clear();
+            self.multi.remove(&spinner);
+        }
+    }
+
+    fn finish_all(&mut self) {
+        for (_, spinner) in self.spinners.drain(..) {
+            spinner.finish_and_clear();
+            self.multi.remove(&spinner);
+        }
+    }
+}
+
+/// `` on `web1` `` in a fleet, nothing on this machine alone.
+fn on(host: Option<&str>) -> String {
+    host.map_or_else(String::new, |h| format!(" on `{h}`"))
 }
 
 const GREEN: &str = "\x1b[1;32m";
@@ -141,46 +179,51 @@ impl Reporter for TextReporter {
                 let verb = if *resumed { "Resuming" } else { "Upgrading" };
                 self.line(verb, &format!("`{playbook}`{env}{version} (run {run_id})"), GREEN);
             }
-            Event::StepStarted { step, name, phase, attempt, .. } => {
+            Event::StepStarted { step, host, name, phase, attempt, .. } => {
                 let name = name.map_or_else(String::new, |n| format!(": {n}"));
                 let verb = match (phase, attempt) {
                     (Phase::Rollback, _) => "Rolling back",
                     (_, 1) => "Running",
                     _ => "Retrying",
                 };
+                let on = on(*host);
                 if self.terminal {
-                    let spinner = indicatif::ProgressBar::new_spinner();
+                    let key = host.unwrap_or_default().to_owned();
+                    self.finish_spinner(&key);
+                    let spinner = self.multi.add(indicatif::ProgressBar::new_spinner());
                     spinner.set_style(
                         indicatif::ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
                             .expect("a valid template"),
                     );
-                    spinner.set_prefix(format!("{step}{name}"));
+                    spinner.set_prefix(format!("{step}{on}{name}"));
                     spinner.enable_steady_tick(Duration::from_millis(120));
-                    self.spinner = Some(spinner);
+                    self.spinners.push((key, spinner));
                 } else {
-                    self.line(verb, &format!("{step}{name}"), CYAN);
+                    self.line(verb, &format!("{step}{on}{name}"), CYAN);
                 }
             }
-            Event::Output { line, .. } => {
-                if let Some(spinner) = &self.spinner {
+            Event::Output { host, line, .. } => {
+                let key = host.unwrap_or_default();
+                if let Some((_, spinner)) = self.spinners.iter().find(|(h, _)| h == key) {
                     spinner.set_message(line.to_string());
                 } else if self.verbose {
-                    say(&format!("{:>12} {line}\n", "│"));
+                    let prefix = host.map_or_else(|| "│".to_owned(), |h| format!("{h} │"));
+                    say(&format!("{prefix:>12} {line}\n"));
                 }
             }
-            Event::StepFinished { step, phase, outcome, reason, duration_ms, .. } => {
-                if let Some(spinner) = self.spinner.take() {
-                    spinner.finish_and_clear();
-                }
+            Event::StepFinished { step, host, phase, outcome, reason, duration_ms, .. } => {
+                self.finish_spinner(host.unwrap_or_default());
                 let reason = reason.map_or_else(String::new, |r| format!(": {r}"));
+                let on = on(*host);
+                let time = seconds(*duration_ms);
                 match (phase, outcome) {
                     (Phase::Rollback, Outcome::Ok) => {
-                        self.line("Rolled back", &format!("{step} in {}", seconds(*duration_ms)), YELLOW)
+                        self.line("Rolled back", &format!("{step}{on} in {time}"), YELLOW)
                     }
-                    (Phase::Rollback, Outcome::Skipped) => self.line("Kept", &format!("{step}{reason}"), YELLOW),
-                    (_, Outcome::Ok) => self.line("Finished", &format!("{step} in {}", seconds(*duration_ms)), GREEN),
-                    (_, Outcome::Skipped) => self.line("Skipped", &format!("{step}{reason}"), CYAN),
-                    (_, Outcome::Failed) => self.line("Failed", &format!("{step}{reason}"), RED),
+                    (Phase::Rollback, Outcome::Skipped) => self.line("Kept", &format!("{step}{on}{reason}"), YELLOW),
+                    (_, Outcome::Ok) => self.line("Finished", &format!("{step}{on} in {time}"), GREEN),
+                    (_, Outcome::Skipped) => self.line("Skipped", &format!("{step}{on}{reason}"), CYAN),
+                    (_, Outcome::Failed) => self.line("Failed", &format!("{step}{on}{reason}"), RED),
                 }
             }
             Event::Notice { level, message } => {
@@ -192,9 +235,7 @@ impl Reporter for TextReporter {
                 self.line("Up to date", &format!("`{playbook}`{env} is already at {version}; nothing to run"), GREEN);
             }
             Event::RunFinished { outcome, left, .. } => {
-                if let Some(spinner) = self.spinner.take() {
-                    spinner.finish_and_clear();
-                }
+                self.finish_all();
                 let style = match *outcome {
                     "succeeded" => GREEN,
                     "rolled-back" | "interrupted" => YELLOW,

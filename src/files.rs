@@ -201,9 +201,18 @@ struct Meta {
     /// Where the old content is when it is kept beside the file (it holds a secret).
     #[serde(default)]
     beside: Option<PathBuf>,
+    /// Where the file is: `local`, or a host of the fleet.
+    #[serde(default = "local")]
+    target: String,
 }
 
-/// The snapshots of one run: `RUN.files/STEP.{meta.json,content}`.
+fn local() -> String {
+    crate::playbook::LOCAL.to_owned()
+}
+
+/// The snapshots of one run: `RUN.files/KEY.{meta.json,content}`, a key per
+/// (step, target). The files themselves are read and written through their
+/// target's transport.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshots {
     dir: PathBuf,
@@ -215,74 +224,88 @@ impl Snapshots {
         Snapshots { dir, run_id: run_id.to_owned() }
     }
 
-    fn meta_path(&self, step: &str) -> PathBuf {
-        self.dir.join(format!("{}.meta.json", file_name(step)))
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{}.meta.json", file_name(key)))
     }
 
-    fn content_path(&self, step: &str) -> PathBuf {
-        self.dir.join(format!("{}.content", file_name(step)))
+    fn content_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{}.content", file_name(key)))
     }
 
-    /// Does this step have a snapshot?
-    pub(crate) fn has(&self, step: &str) -> bool {
-        self.meta_path(step).is_file()
+    /// Is there a snapshot under this key?
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.meta_path(key).is_file()
     }
 
-    /// Records the file `path` names as it is now, unless this step already has
-    /// a snapshot (a re-run after a crash must keep the original). `secret`:
-    /// the file will hold a secret, so its old content is kept beside it, not
-    /// in the state dir.
-    pub(crate) fn take(&self, step: &str, path: &Path, secret: bool) -> std::io::Result<()> {
-        if self.has(step) {
+    /// Records the file `path` names (on `transport`) as it is now, unless
+    /// this key already has a snapshot (a re-run after a crash must keep the
+    /// original). `secret`: the file will hold a secret, so its old content is
+    /// kept beside it (same owner, mode 0600 at most), not in the state dir.
+    pub(crate) fn take(
+        &self,
+        key: &str,
+        transport: &dyn crate::transport::Transport,
+        path: &str,
+        secret: bool,
+    ) -> std::io::Result<()> {
+        if self.has(key) {
             return Ok(());
         }
         crate::journal::create_private_dir(&self.dir)?;
-        let file = FileState::of(path)?;
+        let (content, file) = transport.read_file(path)?;
         let mut beside = None;
-        if file.existed {
-            let content = std::fs::read(&file.path)?;
+        if let Some(content) = content {
             if secret {
-                let copy = beside_path(&file.path, &self.run_id, step);
-                write_file(&copy, &content, (file.uid, file.gid), file.mode.unwrap_or(0o600) & 0o600)?;
+                let copy = beside_path(&file.path, &self.run_id, key);
+                let state = FileState {
+                    path: copy.clone(),
+                    existed: false,
+                    mode: Some(file.mode.unwrap_or(0o600) & 0o600),
+                    uid: file.uid,
+                    gid: file.gid,
+                };
+                transport.restore_file(&state, &content)?;
                 beside = Some(copy);
             } else {
-                write_atomic(&self.content_path(step), &content, 0o600)?;
+                write_atomic(&self.content_path(key), &content, 0o600)?;
             }
         }
-        let meta = Meta { file, beside };
-        write_atomic(&self.meta_path(step), &serde_json::to_vec(&meta).map_err(std::io::Error::other)?, 0o600)
+        let meta = Meta { file, beside, target: transport.name().to_owned() };
+        write_atomic(&self.meta_path(key), &serde_json::to_vec(&meta).map_err(std::io::Error::other)?, 0o600)
     }
 
     /// Puts the file back as the snapshot recorded it: content, owner, group
     /// and mode, or its absence. Returns the path.
-    pub(crate) fn restore(&self, step: &str) -> std::io::Result<PathBuf> {
-        let meta: Meta =
-            serde_json::from_slice(&read_private(&self.meta_path(step))?).map_err(std::io::Error::other)?;
+    pub(crate) fn restore(&self, key: &str, transport: &dyn crate::transport::Transport) -> std::io::Result<PathBuf> {
+        let meta: Meta = serde_json::from_slice(&read_private(&self.meta_path(key))?).map_err(std::io::Error::other)?;
         let path = meta.file.path.clone();
         if meta.file.existed {
             let content = match &meta.beside {
-                Some(copy) => read_private(copy)?,
-                None => read_private(&self.content_path(step))?,
+                Some(copy) => transport
+                    .read_file(&copy.to_string_lossy())?
+                    .0
+                    .ok_or_else(|| std::io::Error::other(format!("its copy `{}` is gone", copy.display())))?,
+                None => read_private(&self.content_path(key))?,
             };
-            let mode = meta.file.mode.unwrap_or_else(|| new_file_mode(None));
-            write_file(&path, &content, (meta.file.uid, meta.file.gid), mode)?;
-        } else if std::fs::symlink_metadata(&path).is_ok() {
-            std::fs::remove_file(&path)?;
-            crate::journal::sync_dir(parent_of(&path))?;
+            transport.restore_file(&meta.file, &content)?;
+        } else {
+            transport.remove_file(&path.to_string_lossy())?;
         }
         Ok(path)
     }
 
     /// Removes the copies kept beside files (they hold secrets): the run ended.
-    pub(crate) fn discard_beside_copies(&self) {
+    pub(crate) fn discard_beside_copies(&self, targets: &crate::transport::Targets) {
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if !path.to_string_lossy().ends_with(".meta.json") {
                 continue;
             }
             let Ok(bytes) = read_private(&path) else { continue };
-            if let Ok(Meta { beside: Some(copy), .. }) = serde_json::from_slice::<Meta>(&bytes) {
-                let _ = std::fs::remove_file(copy);
+            if let Ok(Meta { beside: Some(copy), target, .. }) = serde_json::from_slice::<Meta>(&bytes)
+                && let Some(transport) = targets.get(&target)
+            {
+                let _ = transport.remove_file(&copy.to_string_lossy());
             }
         }
     }
@@ -317,16 +340,18 @@ mod tests {
         std::fs::write(&file, "old").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let snapshots = Snapshots::new(dir.path().join("run.files"), "r1");
-        snapshots.take("edit", &file, false).unwrap();
+        let local = crate::transport::Local;
+        let path = file.to_string_lossy().into_owned();
+        snapshots.take("edit", &local, &path, false).unwrap();
         replace_content(&file, b"new", None).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o640, "a write keeps the mode");
-        snapshots.take("edit", &file, false).unwrap(); // a second take keeps the first
-        snapshots.restore("edit").unwrap();
+        snapshots.take("edit", &local, &path, false).unwrap(); // a second take keeps the first
+        snapshots.restore("edit", &local).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "old");
         let created = dir.path().join("new.conf");
-        snapshots.take("template", &created, false).unwrap();
+        snapshots.take("template", &local, &created.to_string_lossy(), false).unwrap();
         std::fs::write(&created, "x").unwrap();
-        snapshots.restore("template").unwrap();
+        snapshots.restore("template", &local).unwrap();
         assert!(!created.exists());
     }
 
@@ -338,11 +363,12 @@ mod tests {
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink("real.json", &link).unwrap();
         let snapshots = Snapshots::new(dir.path().join("run.files"), "r1");
-        snapshots.take("edit", &link, false).unwrap();
+        let local = crate::transport::Local;
+        snapshots.take("edit", &local, &link.to_string_lossy(), false).unwrap();
         replace_content(&link, b"new", None).unwrap();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
-        snapshots.restore("edit").unwrap();
+        snapshots.restore("edit", &local).unwrap();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "old");
 
@@ -359,15 +385,16 @@ mod tests {
         std::fs::write(&file, "token-1").unwrap();
         let state = dir.path().join("state/run.files");
         let snapshots = Snapshots::new(state.clone(), "r1");
-        snapshots.take("auth", &file, true).unwrap();
+        let local = crate::transport::Local;
+        snapshots.take("auth", &local, &file.to_string_lossy(), true).unwrap();
         for entry in std::fs::read_dir(&state).unwrap() {
             let content = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             assert!(!content.contains("token-1"), "the state dir holds the old content");
         }
         replace_content(&file, b"token-2", None).unwrap();
-        snapshots.restore("auth").unwrap();
+        snapshots.restore("auth", &local).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "token-1");
-        snapshots.discard_beside_copies();
+        snapshots.discard_beside_copies(&crate::transport::Targets::local());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(left.len(), 2, "only auth.json and state/ remain: {left:?}");
     }

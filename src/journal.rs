@@ -82,6 +82,9 @@ pub(crate) struct Header {
     /// records of another boot name processes that cannot still run.
     #[serde(default)]
     pub(crate) boot_id: Option<String>,
+    /// In a fleet: each host's variables (its own values included), by host.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub(crate) host_vars: IndexMap<String, IndexMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

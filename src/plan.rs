@@ -18,10 +18,11 @@ use crate::context::{Context, StepInfo, StepResult, render_value};
 use crate::diagnostic::Diagnostic;
 use crate::edit;
 use crate::playbook::{Action, Check, Command, EditKind, Missing, Playbook, Rollback, SecretSource, Step, VersionSpec};
-use crate::process::{CommandSpec, Executor};
+use crate::process::CommandSpec;
 use crate::secrets::Masker;
 use crate::select::{self, Selection};
 use crate::template::{RenderError, Template};
+use crate::transport::{Targets, Transport};
 use crate::window::Verdict;
 
 /// The JSON shape's version; bump on incompatible changes.
@@ -48,8 +49,11 @@ pub(crate) struct Plan {
     pub(crate) playbook: String,
     pub(crate) description: Option<String>,
     pub(crate) file: String,
-    /// Where the steps run (`local` today).
+    /// Where the steps run: `local`, or `fleet of N hosts`.
     pub(crate) target: String,
+    /// The fleet's hosts (empty: everything runs on this machine).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) hosts: Vec<PlannedHost>,
     pub(crate) environment: Option<String>,
     pub(crate) fingerprint: String,
     pub(crate) vars: IndexMap<String, serde_json::Value>,
@@ -66,6 +70,14 @@ pub(crate) struct Plan {
     /// The version choice itself, for `run` to journal.
     #[serde(skip)]
     pub(crate) selection: Option<Selection>,
+}
+
+/// A host of the fleet, as the plan shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct PlannedHost {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) roles: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,6 +118,9 @@ pub(crate) struct CheckResult {
     /// What was seen (trimmed first line of output, or why it failed).
     pub(crate) observed: String,
     pub(crate) hint: Option<String>,
+    /// In a fleet: the host it ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
 }
 
 /// What will happen to a step.
@@ -138,6 +153,18 @@ pub(crate) struct PlannedStep {
     pub(crate) fingerprint: String,
     /// The output of a read-only step executed by the plan.
     pub(crate) output: Option<StepResult>,
+    /// In a fleet: the hosts this rendering is for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) hosts: Vec<String>,
+    /// In a fleet: the hosts where the step renders differently, grouped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) per_host: Vec<PlannedStep>,
+    /// Runs on the first targeted host only, once per run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) once: bool,
+    /// Rolling batches: `2 hosts at a time, with the steps of `deploy``.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rolling: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -185,15 +212,15 @@ impl From<RenderError> for PlanError {
     }
 }
 
-pub(crate) fn plan(playbook: &Playbook, options: &PlanOptions, executor: &dyn Executor) -> Result<Plan, PlanError> {
+pub(crate) fn plan(playbook: &Playbook, options: &PlanOptions, targets: &Targets) -> Result<Plan, PlanError> {
     let masker = options.secrets.as_ref().map(Masker::new).unwrap_or_default();
-    let planner = Planner { playbook, executor, options, masker };
+    let planner = Planner { playbook, targets, options, masker };
     planner.plan()
 }
 
 struct Planner<'a> {
     playbook: &'a Playbook,
-    executor: &'a dyn Executor,
+    targets: &'a Targets,
     options: &'a PlanOptions,
     /// Masks the secrets (when `run` gave them) in everything commands print.
     masker: Masker,
@@ -221,7 +248,7 @@ impl Planner<'_> {
             let quiet = PlanOptions { execute: false, execute_read_only: false, ..self.options.clone() };
             let planner = Planner {
                 playbook: self.playbook,
-                executor: self.executor,
+                targets: self.targets,
                 options: &quiet,
                 masker: self.masker.clone(),
             };
@@ -241,49 +268,68 @@ impl Planner<'_> {
 
     fn render(&self, selection: Option<Selection>) -> Result<Plan, PlanError> {
         let playbook = self.playbook;
-        let mut context = Context::new(playbook, selection.as_ref(), None, ("<run id>", "<run start>"));
+        let run = ("<run id>", "<run start>");
+        // One context per target: its variables, `host.*`, and the results of
+        // the steps it has run so far.
+        let mut contexts: IndexMap<String, Context> = IndexMap::new();
+        for name in playbook.target_names() {
+            contexts.insert(name.clone(), Context::on(playbook, &name, selection.as_ref(), None, run));
+        }
         let mut ready = true;
 
         let mut checks = Vec::new();
-        let base = context.value(None)?;
-        let revealed = match &self.options.secrets {
-            Some(values) => Some(
-                Context::new(playbook, selection.as_ref(), Some(values), ("<run id>", "<run start>")).value(None)?,
-            ),
-            None => None,
-        };
         for check in &playbook.checks {
-            let result = self.check(check, &base, revealed.as_ref())?;
-            interrupted()?;
-            ready &= result.status != "failed";
-            checks.push(result);
+            for target in &check.targets {
+                let base = contexts[target].value(None)?;
+                let revealed = match &self.options.secrets {
+                    Some(values) => {
+                        Some(Context::on(playbook, target, selection.as_ref(), Some(values), run).value(None)?)
+                    }
+                    None => None,
+                };
+                let mut result = self.check(check, target, &base, revealed.as_ref())?;
+                interrupted()?;
+                ready &= result.status != "failed";
+                result.host = playbook.inventory.is_some().then(|| target.clone());
+                checks.push(result);
+            }
         }
 
         let mut steps = Vec::new();
         for step in &playbook.steps {
-            let planned = self.step(step, &mut context)?;
+            let planned = self.step(step, &mut contexts)?;
             interrupted()?;
-            if let Some(output) = &planned.output
-                && output.exit_code != Some(0)
-                && !step.continue_on_error
-            {
+            let failed = |p: &PlannedStep| p.output.as_ref().is_some_and(|o| o.exit_code != Some(0));
+            if (failed(&planned) || planned.per_host.iter().any(failed)) && !step.continue_on_error {
                 ready = false;
             }
             steps.push(planned);
         }
         let mut finally = Vec::new();
         for step in &playbook.finally {
-            finally.push(self.step(step, &mut context)?);
+            finally.push(self.step(step, &mut contexts)?);
         }
 
         let window =
             playbook.window.as_ref().map(|w| w.verdict(&self.options.now.unwrap_or_else(jiff::Timestamp::now)));
+        let hosts: Vec<PlannedHost> = playbook
+            .inventory
+            .iter()
+            .flat_map(|i| &i.hosts)
+            .map(|h| PlannedHost { name: h.name.clone(), address: h.destination.display(), roles: h.roles.clone() })
+            .collect();
+        let target = match hosts.len() {
+            0 => crate::playbook::LOCAL.to_owned(),
+            1 => "a fleet of 1 host".to_owned(),
+            n => format!("a fleet of {n} hosts"),
+        };
         Ok(Plan {
             v: PLAN_FORMAT,
             playbook: playbook.name.clone(),
             description: playbook.description.clone(),
             file: playbook.source.display.clone(),
-            target: self.executor.target().to_owned(),
+            target,
+            hosts,
             environment: playbook.environment.clone(),
             fingerprint: playbook.fingerprint[..16].to_owned(),
             vars: playbook.vars.clone(),
@@ -299,9 +345,17 @@ impl Planner<'_> {
         })
     }
 
+    /// The transport of a target this plan uses.
+    fn transport(&self, target: &str) -> Result<&dyn Transport, PlanError> {
+        self.targets.get(target).ok_or_else(|| {
+            PlanError::Invalid(vec![Diagnostic::error(format!("internal error: no connection to `{target}`"))])
+        })
+    }
+
     fn select(&self, spec: &VersionSpec) -> Result<Selection, PlanError> {
         let secrets = self.options.secrets.as_ref();
-        let context = Context::new(self.playbook, None, secrets, ("<run id>", "<run start>")).value(None)?;
+        let context = Context::on(self.playbook, &spec.on, None, secrets, ("<run id>", "<run start>")).value(None)?;
+        let transport = self.transport(&spec.on)?;
         let render = |template: &Template| template.render(&context).map_err(|e| e.to_string());
         let spec_for = |command: &Command, cwd: Option<String>| {
             command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120)))
@@ -309,7 +363,7 @@ impl Planner<'_> {
         };
         let target = select::resolve_target(spec, &context).map_err(|d| PlanError::Invalid(vec![d]))?;
         let mut probe = |probe: &crate::playbook::Probe| {
-            select::run_probe(probe, self.executor, &render, &spec_for).map_err(|why| self.masker.mask(&why))
+            select::run_probe(probe, transport, &render, &spec_for).map_err(|why| self.masker.mask(&why))
         };
         let selection = select::select(spec, target.as_ref(), &self.options.selection, &mut probe)
             .map_err(|error| PlanError::Version { message: error.message, usage: error.usage });
@@ -322,6 +376,7 @@ impl Planner<'_> {
     fn check(
         &self,
         check: &Check,
+        target: &str,
         context: &minijinja::Value,
         revealed: Option<&minijinja::Value>,
     ) -> Result<CheckResult, PlanError> {
@@ -345,10 +400,18 @@ impl Planner<'_> {
                 status: "skipped",
                 observed: format!("`{}` is false", guard.source),
                 hint: None,
+                host: None,
             });
         }
         if !self.options.execute {
-            return Ok(CheckResult { name, command: shown, status: "not-run", observed: String::new(), hint });
+            return Ok(CheckResult {
+                name,
+                command: shown,
+                status: "not-run",
+                observed: String::new(),
+                hint,
+                host: None,
+            });
         }
         if needs_secret && revealed.is_none() {
             return Ok(CheckResult {
@@ -357,9 +420,10 @@ impl Planner<'_> {
                 status: "not-run",
                 observed: "it reads a secret, and only `run` reads secrets".to_owned(),
                 hint: None,
+                host: None,
             });
         }
-        let output = match self.executor.run(&spec) {
+        let output = match self.transport(target)?.run(&spec, &mut |_| {}) {
             Ok(output) => output,
             Err(error) => {
                 return Ok(CheckResult {
@@ -368,6 +432,7 @@ impl Planner<'_> {
                     status: "failed",
                     observed: self.masker.mask(&format!("could not start: {}", crate::document::io_reason(&error))),
                     hint,
+                    host: None,
                 });
             }
         };
@@ -378,62 +443,138 @@ impl Planner<'_> {
             status: if verdict.passed { "passed" } else { "failed" },
             observed: self.masker.mask(&verdict.observed),
             hint: if verdict.passed { None } else { hint },
+            host: None,
         })
     }
 
-    fn step(&self, step: &Step, context: &mut Context) -> Result<PlannedStep, PlanError> {
+    /// Plans a step on every host it targets: one rendering per host, grouped
+    /// where identical (the first group is the step, the others `per_host`).
+    fn step(&self, step: &Step, contexts: &mut IndexMap<String, Context>) -> Result<PlannedStep, PlanError> {
         let id = step.id.as_str();
-        // A plan shows each step's first try.
-        context.set_current_step(StepInfo { id: id.to_owned(), attempt: 1, interrupted: false });
-        let mut planned = describe_step(step, context)?;
-
-        match planned.status {
-            Status::Skipped => {
-                context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
+        let mut renderings: Vec<(String, PlannedStep)> = Vec::new();
+        for target in &step.targets {
+            let transport = self.transport(target)?;
+            let context = contexts.get_mut(target).ok_or_else(|| {
+                PlanError::Invalid(vec![Diagnostic::error(format!("internal error: no context for `{target}`"))])
+            })?;
+            // A plan shows each step's first try.
+            context.set_current_step(StepInfo { id: id.to_owned(), attempt: 1, interrupted: false });
+            let mut planned = describe_step(step, context, transport, true)?;
+            let result = match planned.status {
+                Status::Skipped => Some(StepResult { stdout: String::new(), exit_code: None, skipped: true }),
+                Status::WillRun
+                    if step.read_only
+                        && self.options.execute
+                        && self.options.execute_read_only
+                        && !reads_secret(&planned) =>
+                {
+                    let Action::Command(command) = &step.action else { unreachable_read_only() };
+                    let value = context.value(step.scope.as_ref())?;
+                    let spec = command_spec(
+                        command,
+                        &value,
+                        planned.cwd.as_deref(),
+                        &render_env(&step.env, &value)?,
+                        step.timeout,
+                    )?;
+                    let result = match transport.run(&spec, &mut |_| {}) {
+                        Ok(output) => StepResult {
+                            stdout: output.stdout.trim().to_owned(),
+                            exit_code: output.exit_code,
+                            skipped: false,
+                        },
+                        Err(error) => StepResult {
+                            stdout: format!("could not start: {}", crate::document::io_reason(&error)),
+                            exit_code: None,
+                            skipped: false,
+                        },
+                    };
+                    planned.output = Some(result.clone());
+                    Some(result)
+                }
+                Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
+                    planned.reason =
+                        Some("`plan` does not run it: it reads a secret, which only `run` reads".to_owned());
+                    None
+                }
+                _ => None,
+            };
+            // What later steps read: this host's result; a step that runs on
+            // one target only is what every host reads.
+            let sole = step.targets.len() == 1;
+            for (name, context) in contexts.iter_mut() {
+                if name == target || sole {
+                    match &result {
+                        Some(result) => context.set_step(id, result),
+                        None => context.set_step_unknown(id),
+                    }
+                }
             }
-            Status::WillRun
-                if step.read_only
-                    && self.options.execute
-                    && self.options.execute_read_only
-                    && !reads_secret(&planned) =>
-            {
-                let Action::Command(command) = &step.action else { unreachable_read_only() };
-                let value = context.value(step.scope.as_ref())?;
-                let spec = command_spec(
-                    command,
-                    &value,
-                    planned.cwd.as_deref(),
-                    &render_env(&step.env, &value)?,
-                    step.timeout,
-                )?;
-                let result = match self.executor.run(&spec) {
-                    Ok(output) => StepResult {
-                        stdout: output.stdout.trim().to_owned(),
-                        exit_code: output.exit_code,
-                        skipped: false,
-                    },
-                    Err(error) => StepResult {
-                        stdout: format!("could not start: {}", crate::document::io_reason(&error)),
-                        exit_code: None,
-                        skipped: false,
-                    },
-                };
-                context.set_step(id, &result);
-                planned.output = Some(result);
-            }
-            Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
-                planned.reason = Some("`plan` does not run it: it reads a secret, which only `run` reads".to_owned());
-                context.set_step_unknown(id);
-            }
-            _ => context.set_step_unknown(id),
+            renderings.push((target.clone(), planned));
         }
-        Ok(planned)
+        let fleet = self.playbook.inventory.is_some();
+        let mut groups: Vec<PlannedStep> = Vec::new();
+        for (target, planned) in renderings {
+            match groups.iter_mut().find(|g| same_rendering(g, &planned)) {
+                Some(group) => group.hosts.push(target),
+                None => {
+                    let mut planned = planned;
+                    if fleet {
+                        planned.hosts.push(target);
+                    }
+                    groups.push(planned);
+                }
+            }
+        }
+        let mut groups = groups.into_iter();
+        let mut first = groups.next().ok_or_else(|| {
+            PlanError::Invalid(vec![Diagnostic::error(format!("internal error: step `{id}` targets nothing"))])
+        })?;
+        first.per_host = groups.collect();
+        first.once = step.targets.len() == 1 && fleet && self.playbook.step_is_once(step);
+        first.rolling = step
+            .batch
+            .as_ref()
+            .map(|b| format!("{} at a time, with the steps of `{}`", hosts_count(b.serial), b.include));
+        Ok(first)
     }
+}
+
+/// "2 hosts", "25% of the hosts".
+fn hosts_count(count: crate::playbook::Count) -> String {
+    match count {
+        crate::playbook::Count::Hosts(1) => "1 host".to_owned(),
+        crate::playbook::Count::Hosts(n) => format!("{n} hosts"),
+        crate::playbook::Count::Percent(p) => format!("{p}% of the hosts"),
+    }
+}
+
+/// Do two hosts' renderings of a step say the same?
+fn same_rendering(a: &PlannedStep, b: &PlannedStep) -> bool {
+    let key = |p: &PlannedStep| {
+        serde_json::to_string(&(
+            &p.status,
+            &p.reason,
+            &p.action,
+            &p.cwd,
+            &p.env,
+            &p.rollback,
+            &p.output,
+            &p.fingerprint,
+        ))
+        .unwrap_or_default()
+    };
+    key(a) == key(b)
 }
 
 /// Renders one step in a context: guards, `creates`, name, action, rollback
 /// and fingerprint. Pure: it runs nothing and changes nothing.
-pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedStep, PlanError> {
+pub(crate) fn describe_step(
+    step: &Step,
+    context: &Context,
+    transport: &dyn Transport,
+    diffs: bool,
+) -> Result<PlannedStep, PlanError> {
     let id = step.id.as_str();
     let value = context.value(step.scope.as_ref())?;
     let (mut status, mut reason) = evaluate_guards(step, context)?;
@@ -441,13 +582,15 @@ pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedSte
         && let Some(creates) = &step.creates
     {
         let path = creates.render(&value)?;
-        if resolve(&path).exists() {
+        // A path that cannot be looked at (a lost host) does not skip the step.
+        if transport.exists(&path).unwrap_or(false) {
             status = Status::Skipped;
             reason = Some(format!("`{path}` exists"));
         }
     }
     let name = step.name.as_ref().map(|n| n.render(&value)).transpose()?;
-    let action = render_action(&step.action, &value, status == Status::WillRun)?;
+    let files = diffs.then_some(transport);
+    let action = render_action(&step.action, &value, status == Status::WillRun, files)?;
     let cwd = step.cwd.as_ref().map(|c| c.render(&value)).transpose()?;
     let planned_cwd = cwd.clone();
     let env = render_env(&step.env, &value)?;
@@ -456,7 +599,7 @@ pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedSte
         Rollback::Restore => PlannedRollback::Restore,
         Rollback::Irreversible => PlannedRollback::Irreversible,
         Rollback::Action { action, guard, cwd, env, timeout } => PlannedRollback::Action {
-            action: Box::new(render_action(action, &value, false)?),
+            action: Box::new(render_action(action, &value, false, None)?),
             when: guard.as_ref().map(|g| g.source.clone()),
             // A rollback runs where its step ran unless it says otherwise.
             cwd: cwd.as_ref().map(|c| c.render(&value)).transpose()?.or_else(|| planned_cwd.clone()),
@@ -482,6 +625,10 @@ pub(crate) fn describe_step(step: &Step, context: &Context) -> Result<PlannedSte
         continue_on_error: step.continue_on_error,
         fingerprint: String::new(),
         output: None,
+        hosts: Vec::new(),
+        per_host: Vec::new(),
+        once: false,
+        rolling: None,
     };
     if let Some(what) = holds_nul(&planned) {
         return Err(PlanError::Invalid(vec![
@@ -525,11 +672,24 @@ pub(crate) fn evaluate_guards(step: &Step, context: &Context) -> Result<(Status,
     Ok((Status::WillRun, None))
 }
 
+/// Renders an action. With `files`, the file an `edit` or `template` changes
+/// is read through that transport to show the diff.
 pub(crate) fn render_action(
     action: &Action,
     context: &minijinja::Value,
     will_run: bool,
+    files: Option<&dyn Transport>,
 ) -> Result<PlannedAction, PlanError> {
+    let read = |path: &str| -> Option<std::io::Result<String>> {
+        let transport = files?;
+        Some(transport.read_file(path).and_then(|(content, _)| {
+            match content {
+                Some(bytes) => String::from_utf8(bytes)
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")),
+                None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            }
+        }))
+    };
     Ok(match action {
         Action::Command(Command::Shell { shell, script }) => {
             PlannedAction::Run { shell: shell.clone(), command: script.render(context)? }
@@ -540,20 +700,21 @@ pub(crate) fn render_action(
         Action::Edit(edit) => {
             let path = edit.path.render(context)?;
             let set = describe_edit(&edit.kind, context, edit.path.location.as_ref())?;
-            let (diff, note) = match std::fs::read_to_string(resolve(&path)) {
+            let (diff, note) = match read(&path) {
                 _ if set.iter().any(|s| s.contains(SECRET_MARK)) => (None, Some(HIDDEN.to_owned())),
-                Ok(old) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
+                None => (None, None),
+                Some(Ok(old)) => match apply_edit(&edit.kind, &old, context, edit.path.location.as_ref())? {
                     Ok(new) => match edit::diff(&old, &new, &path) {
                         Some(diff) => (Some(diff), None),
                         None => (None, Some("no change: the file already says this".to_owned())),
                     },
                     Err(why) => (None, Some(format!("cannot apply: {why}"))),
                 },
-                Err(error) if will_run => (
+                Some(Err(error)) if will_run => (
                     None,
                     Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error))),
                 ),
-                Err(_) => (None, None),
+                Some(Err(_)) => (None, None),
             };
             PlannedAction::Edit { path, set, diff, note }
         }
@@ -564,12 +725,13 @@ pub(crate) fn render_action(
                 // Neither the file as it is (it may hold the secret already) nor the new content.
                 (None, Some(HIDDEN.to_owned()))
             } else {
-                match std::fs::read_to_string(resolve(&dest)) {
-                    Ok(old) => match edit::diff(&old, &content, &dest) {
+                match read(&dest) {
+                    None => (None, None),
+                    Some(Ok(old)) => match edit::diff(&old, &content, &dest) {
                         Some(diff) => (Some(diff), None),
                         None => (None, Some("no change: the file already has this content".to_owned())),
                     },
-                    Err(_) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
+                    Some(Err(_)) => (edit::diff("", &content, &dest), Some("a new file".to_owned())),
                 }
             };
             PlannedAction::Template {
@@ -857,6 +1019,10 @@ impl PlannedStep {
             continue_on_error: false,
             fingerprint: String::new(),
             output: None,
+            hosts: Vec::new(),
+            per_host: Vec::new(),
+            once: false,
+            rolling: None,
         }
     }
 }

@@ -64,6 +64,22 @@ pub struct Playbook {
     pub(crate) inventory: Option<Inventory>,
 }
 
+impl Playbook {
+    /// Every target a step, check or probe of this playbook runs on, `local` first.
+    pub(crate) fn target_names(&self) -> Vec<String> {
+        let mut names = vec![LOCAL.to_owned()];
+        if let Some(inventory) = &self.inventory {
+            names.extend(inventory.hosts.iter().map(|h| h.name.clone()));
+        }
+        names
+    }
+
+    /// Was this step written to run once (rather than targeting one host)?
+    pub(crate) fn step_is_once(&self, step: &Step) -> bool {
+        step.once
+    }
+}
+
 /// The name of the machine upshift runs on, as a target.
 pub(crate) const LOCAL: &str = "local";
 
@@ -352,6 +368,8 @@ pub(crate) struct Step {
     pub(crate) targets: Vec<String>,
     /// Rolling batches of an `include` with `serial`.
     pub(crate) batch: Option<Batch>,
+    /// `once = true`: the first targeted host only.
+    pub(crate) once: bool,
 }
 
 /// What a step does.

@@ -393,6 +393,7 @@ mod tests {
             pid: 1,
             window: None,
             boot_id: None,
+            host_vars: IndexMap::new(),
         }))
     }
 

@@ -10,8 +10,8 @@ use indexmap::IndexMap;
 use crate::cli::SelectionArgs;
 use crate::diagnostic::Diagnostic;
 use crate::playbook::{Extract, Probe, VersionSpec};
-use crate::process::Executor;
 use crate::template::RenderError;
+use crate::transport::Transport;
 use crate::version::{Requirement, Scheme, Version};
 
 /// The outcome of version selection, as plan prints it and the journal keeps it.
@@ -315,10 +315,10 @@ pub(crate) fn excerpt(text: &str) -> String {
 pub(crate) type SpecFor<'a> =
     dyn Fn(&crate::playbook::Command, Option<String>) -> Result<crate::process::CommandSpec, String> + 'a;
 
-/// Runs a probe on an executor, for `plan` and `run`.
+/// Runs a probe where the version lives (a transport), for `plan` and `run`.
 pub(crate) fn run_probe(
     probe: &Probe,
-    executor: &dyn Executor,
+    executor: &dyn Transport,
     render: &dyn Fn(&crate::template::Template) -> Result<String, String>,
     spec_for: &SpecFor<'_>,
 ) -> Result<Vec<String>, String> {
@@ -329,7 +329,8 @@ pub(crate) fn run_probe(
             let cwd = cwd.as_ref().map(render).transpose()?;
             let spec = spec_for(command, cwd)?;
             let shown = spec.argv.last().cloned().unwrap_or_default();
-            let output = executor.run(&spec).map_err(|error| format!("`{shown}` could not start: {error}"))?;
+            let output =
+                executor.run(&spec, &mut |_| {}).map_err(|error| format!("`{shown}` could not start: {error}"))?;
             if !output.success() {
                 return Err(format!(
                     "`{shown}` failed ({}): {}",

@@ -12,6 +12,7 @@ mod crash;
 mod e2e;
 mod engine;
 mod examples;
+mod fleet;
 mod invalid;
 mod language;
 mod plan;

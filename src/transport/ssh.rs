@@ -568,6 +568,18 @@ impl Transport for Ssh {
         let (code, _, stderr) = self.script(STOP, &[mark.as_bytes(), grace.as_bytes()], &[])?;
         check(code, &stderr)
     }
+
+    fn lock(&self, holder: &str) -> Result<Locked, String> {
+        Ssh::lock(self, holder)
+    }
+
+    fn mark_unfinished(&self, text: &str) -> std::io::Result<()> {
+        Ssh::mark_unfinished(self, text)
+    }
+
+    fn clear_unfinished(&self) -> std::io::Result<()> {
+        Ssh::clear_unfinished(self)
+    }
 }
 
 fn check(code: i32, stderr: &str) -> std::io::Result<()> {
