@@ -314,6 +314,7 @@ impl Checker {
     /// values are rendered last, in dependency order. With `bound`, the
     /// environments' values apply; without, they only declare their own
     /// variables. Returns the values and every declared name.
+    #[allow(clippy::too_many_arguments)]
     fn variables(
         &mut self,
         raw: &RawPlaybook,

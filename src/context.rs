@@ -112,16 +112,6 @@ impl Object for Steps {
 }
 
 impl Context {
-    /// The context of a playbook. `secret_values` reveal secrets (run only).
-    pub(crate) fn new(
-        playbook: &Playbook,
-        selection: Option<&Selection>,
-        secret_values: Option<&BTreeMap<String, String>>,
-        run: (&str, &str),
-    ) -> Context {
-        Context::on(playbook, crate::playbook::LOCAL, selection, secret_values, run)
-    }
-
     /// The context of a playbook on one target (a host of its fleet, or `local`):
     /// that host's variables, and `host.*`, `hosts`.
     pub(crate) fn on(

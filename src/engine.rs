@@ -154,8 +154,6 @@ fn check_signal() -> Result<(), Failure> {
     }
 }
 
-/// `run`: lock, secrets, version, readiness, window, header, steps.
-
 /// `run`: lock, secrets, hosts, version, readiness, window, header, steps.
 pub(crate) fn run(
     playbook: &Playbook,
@@ -1796,7 +1794,10 @@ fn execute(
                 Watch::Spawned { pgid, start } => {
                     let _ = sender.send(Message::Spawned { target: target.to_owned(), pgid, start });
                 }
-                Watch::RemoteGroup { .. } => {}
+                // The host's process group: journalled too, for people reading the journal.
+                Watch::RemoteGroup { pgid } => {
+                    let _ = sender.send(Message::Spawned { target: target.to_owned(), pgid, start: 0 });
+                }
                 Watch::Line(stream, line) => {
                     let _ = sender.send(Message::Line { target: target.to_owned(), stream, line: line.to_owned() });
                 }

@@ -997,32 +997,3 @@ fn fingerprint(step: &PlannedStep) -> String {
     serde_json::to_writer(&mut hasher, &definition).expect("hashing cannot fail");
     crate::diagnostic::hex(&hasher.0.finalize()[..8])
 }
-
-impl PlannedStep {
-    /// A rollback's action as a step of its own, for the engine to execute.
-    pub(crate) fn for_rollback(id: &str, action: PlannedAction) -> PlannedStep {
-        PlannedStep {
-            id: id.to_owned(),
-            name: None,
-            status: Status::WillRun,
-            reason: None,
-            action,
-            cwd: None,
-            env: IndexMap::new(),
-            timeout: None,
-            retries: 0,
-            retry_delay: None,
-            rollback: PlannedRollback::None,
-            point_of_no_return: false,
-            read_only: false,
-            idempotent: false,
-            continue_on_error: false,
-            fingerprint: String::new(),
-            output: None,
-            hosts: Vec::new(),
-            per_host: Vec::new(),
-            once: false,
-            rolling: None,
-        }
-    }
-}

@@ -80,9 +80,6 @@ pub(crate) enum Watch<'a> {
 
 /// Runs commands on one target.
 pub(crate) trait Executor {
-    /// The target's name, recorded with every result (`local` today).
-    fn target(&self) -> &str;
-
     /// Runs a command to its end, its timeout, or a signal to upshift,
     /// telling `watch` its process group and each output line as they come.
     fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output>;
@@ -123,10 +120,6 @@ fn keep(buffer: &mut String, line: &str) {
 }
 
 impl Executor for Local {
-    fn target(&self) -> &str {
-        "local"
-    }
-
     fn run_watched(&self, spec: &CommandSpec, watch: &mut dyn FnMut(Watch<'_>)) -> std::io::Result<Output> {
         if let Some(cwd) = &spec.cwd
             && !cwd.is_dir()

@@ -50,6 +50,10 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
     }
     let _ = writeln!(out, "  playbook     {}", plan.file);
     let _ = writeln!(out, "  target       {}", plan.target);
+    for host in &plan.hosts {
+        let roles = if host.roles.is_empty() { String::new() } else { format!(" ({})", host.roles.join(", ")) };
+        let _ = writeln!(out, "               {} {}{roles}", host.name, host.address);
+    }
     let _ = writeln!(out, "  fingerprint  {}", plan.fingerprint);
 
     if let Some(version) = &plan.version {
@@ -119,7 +123,8 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
                 _ => format!("{dim}-     {reset}"),
             };
             let observed = if check.observed.is_empty() { String::new() } else { format!(": {}", check.observed) };
-            let _ = writeln!(out, "  {mark} {}{observed}", check.name);
+            let host = check.host.as_deref().map_or_else(String::new, |h| format!(" (on `{h}`)"));
+            let _ = writeln!(out, "  {mark} {}{host}{observed}", check.name);
             if let Some(hint) = &check.hint {
                 let _ = writeln!(out, "         {yellow}hint:{reset} {hint}");
             }
@@ -170,16 +175,40 @@ fn scheme(scheme: crate::version::Scheme) -> &'static str {
 }
 
 fn steps(out: &mut String, steps: &[PlannedStep], style: Style) {
-    let Style { green, yellow, dim, reset, .. } = style;
+    let Style { dim, reset, .. } = style;
     for (index, step) in steps.iter().enumerate() {
         let name = step.name.as_deref().map_or_else(String::new, |n| format!("  {n}"));
+        let _ = writeln!(out, "  {:>2}. {}{name}", index + 1, step.id);
+        // In a fleet: where it runs, each group of hosts with its own rendering.
+        let mut notes = Vec::new();
+        if step.once {
+            notes.push("once".to_owned());
+        }
+        if let Some(rolling) = &step.rolling {
+            notes.push(format!("rolling: {rolling}"));
+        }
+        let notes = if notes.is_empty() { String::new() } else { format!(" {dim}({}){reset}", notes.join(", ")) };
+        if !step.hosts.is_empty() {
+            let _ = writeln!(out, "      on        {}{notes}", step.hosts.join(", "));
+        }
+        rendering(out, step, style);
+        for group in &step.per_host {
+            let _ = writeln!(out, "      on        {}", group.hosts.join(", "));
+            rendering(out, group, style);
+        }
+    }
+}
+
+/// One rendering of a step: its status, action, settings and rollback.
+fn rendering(out: &mut String, step: &PlannedStep, style: Style) {
+    let Style { green, yellow, dim, reset, .. } = style;
+    {
         let status = match step.status {
             Status::WillRun => format!("{green}will run{reset}"),
             Status::Skipped => format!("{dim}skipped{reset}"),
             Status::DecidedAtRunTime => format!("{yellow}decided at run time{reset}"),
         };
         let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
-        let _ = writeln!(out, "  {:>2}. {}{name}", index + 1, step.id);
         let _ = writeln!(out, "      {status}{reason}");
         action(out, "", &step.action);
         if let Some(cwd) = &step.cwd {
@@ -336,12 +365,19 @@ pub(crate) fn markdown(plan: &Plan) -> String {
                 "skipped" => "⏭️ skipped",
                 _ => "not run",
             };
-            let _ = writeln!(out, "| {} | {mark} | {} |", cell(&check.name), cell(&check.observed));
+            let host = check.host.as_deref().map_or_else(String::new, |h| format!(" (on `{h}`)"));
+            let _ = writeln!(out, "| {}{host} | {mark} | {} |", cell(&check.name), cell(&check.observed));
         }
         out.push('\n');
     }
     let _ = writeln!(out, "| # | Step | Status | Action | Rollback |\n| --- | --- | --- | --- | --- |");
-    for (index, step) in plan.steps.iter().chain(&plan.finally).enumerate() {
+    let rows = plan.steps.iter().chain(&plan.finally).enumerate().flat_map(|(index, step)| {
+        // In a fleet, each group of hosts with its own rendering is a row.
+        std::iter::once((index, step, step)).chain(step.per_host.iter().map(move |group| (index, step, group)))
+    });
+    for (index, first, step) in rows {
+        let on = if step.hosts.is_empty() { String::new() } else { format!(" on {}", step.hosts.join(", ")) };
+        let step_id = &first.id;
         let status = match step.status {
             Status::WillRun => "will run".to_owned(),
             Status::Skipped => format!("skipped: {}", step.reason.as_deref().unwrap_or("")),
@@ -356,9 +392,10 @@ pub(crate) fn markdown(plan: &Plan) -> String {
         let finally = if index >= plan.steps.len() { " (finally)" } else { "" };
         let _ = writeln!(
             out,
-            "| {} | `{}`{finally} | {} | `{}` | {} |",
+            "| {} | `{}`{finally}{} | {} | `{}` | {} |",
             index + 1,
-            step.id,
+            step_id,
+            cell(&on),
             cell(&status),
             cell(&one_line(&step.action)),
             rollback

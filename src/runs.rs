@@ -174,11 +174,6 @@ impl RunRecord {
         self.steps.values().filter(move |s| s.phase == phase)
     }
 
-    /// A step of `phase` that started and never finished (a crash or a signal).
-    pub(crate) fn interrupted(&self, phase: Phase) -> Option<&StepState> {
-        self.phase(phase).filter(|s| s.outcome.is_none()).last()
-    }
-
     /// The step the run stopped in, if it stopped in one.
     pub(crate) fn stopped_in(&self) -> Option<&StepState> {
         self.steps.values().rev().find(|s| s.outcome.is_none())
@@ -444,7 +439,7 @@ mod tests {
         let run = RunRecord::from_records(Path::new("r.jsonl"), records, 0, false).unwrap();
         let order: Vec<&str> = run.phase(Phase::Step).map(|s| s.step.as_str()).collect();
         assert_eq!(order, ["a", "c", "b"], "a step started again is the newest");
-        let b = run.interrupted(Phase::Step).unwrap();
+        let b = run.stopped_in().unwrap();
         assert_eq!((b.step.as_str(), b.starts, b.process), ("b", 2, None));
         assert!(run.unfinished());
         assert_eq!(run.describe(), "unfinished: stopped during `b`");

@@ -139,7 +139,6 @@ impl Fleet {
             format!("Host *\n  IdentityFile {}/client\n  IdentitiesOnly yes\n", dir.display()),
         )
         .unwrap();
-        let _ = names;
         Fleet { hosts, dir }
     }
 
@@ -268,11 +267,8 @@ fn rolling_batches_run_the_included_steps_batch_by_batch() {
     let fleet = Fleet::start(&sandbox, 80, &ROLES);
     sandbox
         .write("fleet/playbook/rolling.toml", &format!("format = 1\n{}{}", logged("drain", ""), logged("deploy", "")));
-    let body = "[[step]]\nid = \"roll\"\ninclude = \"rolling.toml\"\nserial = 1\non = \"web\"\n\n[[step]]\nid = \"after\"\nrun = \"echo after-{{ host.name }} >> {{ root }}/../../order\"\n";
+    let body = "[[step]]\nid = \"roll\"\ninclude = \"rolling.toml\"\nserial = 1\non = \"web\"\n";
     let playbook = playbook(&sandbox, &fleet, "", body);
-    // One shared file shows the order across hosts.
-    let body = body.replace("\n[[step]]\nid = \"after\"", "\n[[step]]\nid = \"after\"");
-    let _ = body;
     let run = run(&sandbox, &playbook, &["-v"]);
     run.code(0);
     let order: Vec<&str> = run
@@ -324,4 +320,131 @@ fn a_second_controller_is_refused_by_the_host_lock_and_the_marker() {
         assert_eq!(host.log(), ["one"], "`one` ran once on {}", host.name);
     }
     sandbox.run(&["--state-dir", "other-state", "run", &p, "--env", "production"]).code(0);
+}
+
+#[test]
+fn a_host_that_dies_mid_run_fails_as_unreachable_and_the_fleet_rolls_back() {
+    let sandbox = Sandbox::new();
+    let mut fleet = Fleet::start(&sandbox, 86, &ROLES);
+    let body = format!(
+        "{}[[step]]\nid = \"hang\"\nrun = \"if [ {{{{ host.name }}}} = web2 ]; then touch {{{{ root }}}}/started; sleep 60; fi\"\ntimeout = \"40s\"\n{}",
+        logged("one", ""),
+        logged("never", "")
+    );
+    let playbook = playbook(&sandbox, &fleet, "", &body);
+    let p = playbook.to_string_lossy().into_owned();
+    let child = spawn(&sandbox, &["run", &p, "--env", "production"]);
+    let started = fleet.host("web2").root.join("started");
+    wait_for(&started);
+    let since = std::time::Instant::now();
+    fleet.hosts.iter_mut().find(|h| h.name == "web2").unwrap().kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(since.elapsed() < Duration::from_secs(30), "it hung: {:?}\n{stderr}", since.elapsed());
+    // web2 cannot be rolled back (it is gone): exit 4, naming it.
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("`web2` is unreachable"), "{stderr}");
+    assert!(stderr.contains("left") && stderr.contains("web2"), "{stderr}");
+    for host in ["web1", "admin"] {
+        assert_eq!(fleet.host(host).log(), ["one", "undo-one"], "{host}: {stderr}");
+    }
+    assert_eq!(fleet.host("web2").log(), ["one"]);
+}
+
+#[test]
+fn after_a_kill_resume_runs_only_the_unfinished_pairs() {
+    let sandbox = Sandbox::new();
+    let fleet = Fleet::start(&sandbox, 89, &ROLES);
+    let body = format!(
+        "{}[[step]]\nid = \"b\"\nrun = \"echo b >> {{{{ root }}}}/log; if [ {{{{ host.name }}}} = admin ]; then touch {{{{ root }}}}/started; while [ ! -f {{{{ root }}}}/go ]; do sleep 0.1; done; fi\"\nidempotent = true\n{}",
+        logged("a", ""),
+        logged("c", "")
+    );
+    let playbook = playbook(&sandbox, &fleet, "", &body);
+    let p = playbook.to_string_lossy().into_owned();
+    let child = spawn(&sandbox, &["run", &p, "--env", "production"]);
+    wait_for(&fleet.host("admin").root.join("started"));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    // The remote step went with the lost connection: nothing is left running.
+    std::fs::write(fleet.host("admin").root.join("go"), "").unwrap();
+    let status = sandbox.run(&["status"]);
+    assert!(status.stdout.contains("stopped during `b`"), "{}", status.stdout);
+    let resume = sandbox.run(&["resume"]);
+    resume.code(0);
+    assert!(resume.stderr.contains("`b` on `admin` was interrupted; running it again"), "{}", resume.stderr);
+    assert_eq!(fleet.host("web1").log(), ["a", "b", "c"]);
+    assert_eq!(fleet.host("web2").log(), ["a", "b", "c"]);
+    assert_eq!(fleet.host("admin").log(), ["a", "b", "b", "c"], "only the interrupted pair ran again");
+}
+
+#[test]
+fn max_fail_lets_the_others_go_on_and_names_what_is_left() {
+    let sandbox = Sandbox::new();
+    let fleet = Fleet::start(&sandbox, 92, &ROLES);
+    let body = format!(
+        "{}[[step]]\nid = \"boom\"\nrun = \"test {{{{ host.name }}}} != web2\"\n{}",
+        logged("one", ""),
+        logged("two", "")
+    );
+    let playbook = playbook(&sandbox, &fleet, "[fleet]\nmax_fail = 1\n", &body);
+    let run = run(&sandbox, &playbook, &["--format", "json"]);
+    run.code(4);
+    assert_eq!(fleet.host("web1").log(), ["one", "two"]);
+    assert_eq!(fleet.host("admin").log(), ["one", "two"]);
+    assert_eq!(fleet.host("web2").log(), ["one"], "nothing more ran on the failed host");
+    let events: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let finished: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| (e["step"].as_str().unwrap(), e["host"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .collect();
+    assert!(finished.contains(&("boom", "web2", "failed")), "{finished:?}");
+    assert!(finished.contains(&("two", "admin", "ok")), "{finished:?}");
+    let end = events.last().unwrap();
+    assert!(end["left"][0].as_str().unwrap().contains("host `web2` failed at `boom`"), "{end}");
+}
+
+#[test]
+fn edits_and_templates_change_each_hosts_own_file_and_plan_groups_them() {
+    let sandbox = Sandbox::new();
+    let fleet = Fleet::start(&sandbox, 95, &ROLES);
+    for host in &fleet.hosts {
+        std::fs::write(host.root.join("app.json"), "{\n  \"version\": \"1.0.0\"\n}\n").unwrap();
+    }
+    // admin's file differs: its diff is shown apart.
+    std::fs::write(fleet.host("admin").root.join("app.json"), "{\n  \"version\": \"0.9.0\"\n}\n").unwrap();
+    sandbox.write("fleet/playbook/motd.j2", "on {{ host.name }}\n");
+    let body = "[[step]]\nid = \"hello\"\nrun = \"echo hello\"\n\n[[step]]\nid = \"bump\"\nedit = { path = \"{{ root }}/app.json\", json = { \"/version\" = \"1.1.0\" } }\n\n[[step]]\nid = \"motd\"\ntemplate = { src = \"motd.j2\", dest = \"{{ root }}/motd\" }\n\n[[step]]\nid = \"fail\"\nrun = \"test -f {{ root }}/fail-here && exit 1 || true\"\n";
+    let playbook = playbook(&sandbox, &fleet, "", body);
+    let plan = sandbox.run(&["plan", playbook.to_str().unwrap(), "--env", "production"]);
+    plan.code(0);
+    assert!(
+        plan.stdout.contains("\"version\": \"0.9.0\"") && plan.stdout.contains("\"version\": \"1.0.0\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("on        web1, web2, admin\n      will run\n      run       echo hello"),
+        "identical renderings are grouped: {}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("      on        admin\n"), "a host's own rendering is shown apart: {}", plan.stdout);
+    run(&sandbox, &playbook, &[]).code(0);
+    for host in &fleet.hosts {
+        assert!(std::fs::read_to_string(host.root.join("app.json")).unwrap().contains("1.1.0"));
+        assert_eq!(std::fs::read_to_string(host.root.join("motd")).unwrap(), format!("on {}\n", host.name));
+    }
+    // A second run fails on admin: every host's files go back.
+    for host in &fleet.hosts {
+        std::fs::write(host.root.join("app.json"), "{\n  \"version\": \"1.0.0\"\n}\n").unwrap();
+        std::fs::remove_file(host.root.join("motd")).unwrap();
+    }
+    std::fs::write(fleet.host("admin").root.join("fail-here"), "").unwrap();
+    run(&sandbox, &playbook, &[]).code(1);
+    for host in &fleet.hosts {
+        assert_eq!(std::fs::read_to_string(host.root.join("app.json")).unwrap(), "{\n  \"version\": \"1.0.0\"\n}\n");
+        assert!(!host.root.join("motd").exists(), "{}", host.name);
+    }
 }

@@ -615,14 +615,16 @@ fn step_script(spec: &CommandSpec, grace: u64) -> String {
 setsid {argv} </dev/null 3<&- &
 pid=$!
 printf '\036upshift-pgid %s\n' "$pid" >&2
-( while read -r sig <&3; do kill -s "$sig" -- -"$pid" 2>/dev/null; done
+( unset {mark}
+  while read -r sig <&3; do kill -s "$sig" -- -"$pid" 2>/dev/null; done
   kill -s TERM -- -"$pid" 2>/dev/null; sleep {grace}; kill -s KILL -- -"$pid" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
 watcher=$!
 wait "$pid"; code=$?
 kill "$watcher" 2>/dev/null
 exit "$code"
 "#,
-        argv = argv.join(" ")
+        argv = argv.join(" "),
+        mark = crate::engine::STEP_MARK
     ));
     script
 }
