@@ -153,6 +153,9 @@ pub struct RunArgs {
     /// Start even outside the playbook's maintenance window
     #[arg(long)]
     pub ignore_window: bool,
+    /// Start on hosts that carry the marker of this other unfinished run
+    #[arg(long = "override", value_name = "RUN_ID")]
+    pub override_run: Option<String>,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
@@ -192,6 +195,9 @@ pub struct ResumeArgs {
     /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
     #[arg(long)]
     pub kill_orphans: bool,
+    /// Go on on hosts that carry the marker of this other unfinished run
+    #[arg(long = "override", value_name = "RUN_ID")]
+    pub override_run: Option<String>,
     #[command(flatten)]
     pub approval: ApprovalArgs,
 }
@@ -213,6 +219,9 @@ pub struct RollbackArgs {
     /// Stop what still runs of the interrupted step (SIGTERM, then SIGKILL) instead of refusing
     #[arg(long)]
     pub kill_orphans: bool,
+    /// Go on on hosts that carry the marker of this other unfinished run
+    #[arg(long = "override", value_name = "RUN_ID")]
+    pub override_run: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -289,6 +289,7 @@ pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
         yes: args.approval.yes,
         approve: args.approval.approve.clone(),
         ignore_window: args.ignore_window,
+        override_run: args.override_run.clone(),
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
@@ -343,6 +344,7 @@ pub(crate) fn resume(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> E
         retry_interrupted: args.retry_interrupted,
         skip_interrupted: args.skip_interrupted,
         kill_orphans: args.kill_orphans,
+        override_run: args.override_run.clone(),
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
@@ -360,6 +362,7 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
     let mut reporter = reporter(ui, global);
     let options = engine::RunOptions {
         kill_orphans: args.kill_orphans,
+        override_run: args.override_run.clone(),
         retry_interrupted: args.retry_interrupted,
         skip_interrupted: args.skip_interrupted,
         ..engine::RunOptions::default()

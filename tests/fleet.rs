@@ -320,6 +320,30 @@ fn a_second_controller_is_refused_by_the_host_lock_and_the_marker() {
         assert_eq!(host.log(), ["one"], "`one` ran once on {}", host.name);
     }
     sandbox.run(&["--state-dir", "other-state", "run", &p, "--env", "production"]).code(0);
+
+    // Killed again: the other controller may take over, naming the run it overrides.
+    for host in &fleet.hosts {
+        std::fs::remove_file(host.root.join("go")).unwrap();
+        std::fs::remove_file(host.root.join("started")).unwrap();
+    }
+    let child = spawn(&sandbox, &["run", &p, "--env", "production"]);
+    wait_for(&fleet.host("admin").root.join("started"));
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = sandbox.run(&["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let killed = json["runs"].as_array().unwrap().iter().find(|r| r["unfinished"] == true).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for host in &fleet.hosts {
+        std::fs::write(host.root.join("go"), "").unwrap();
+    }
+    let wrong = sandbox.run(&["--state-dir", "other-state", "run", &p, "--env", "production", "--override", "nope"]);
+    wrong.code(5);
+    assert!(wrong.stderr.contains(&format!("run {killed}")), "{}", wrong.stderr);
+    sandbox.run(&["--state-dir", "other-state", "run", &p, "--env", "production", "--override", &killed]).code(0);
 }
 
 #[test]
