@@ -120,9 +120,16 @@ fn an_empty_heredoc_delimiter_is_followed() {
 }
 
 #[test]
-#[ignore = "finding 4: bash ends a here-document inside $(…) at `EOF)`; upshift reads on, and quotes what follows for a body"]
+#[ignore = "finding 4: bash ends a here-document inside $(…) at `EOF)` or `EOF )`; upshift reads on, and quotes what follows for a body"]
 fn a_heredoc_delimiter_glued_to_the_closing_paren_is_followed() {
-    let ran = executed(&[("bash", "echo \"$(cat <<EOF\nx\nEOF)\"\necho after {{ v }}", "x; touch PWNED")], &[]);
+    let ran = executed(
+        &[
+            ("bash", "echo \"$(cat <<EOF\nx\nEOF)\"\necho after {{ v }}", "x; touch PWNED"),
+            ("bash", "echo \"$(cat <<EOF\nx\nEOF )\"\necho after {{ v }}", "x; touch PWNED"),
+            ("bash", "x=\"$( cat <<-EOF\n\tx\n\tEOF )\"\necho {{ v }}", "x; touch PWNED"),
+        ],
+        &[],
+    );
     assert!(ran.is_empty(), "values ran:\n{}", ran.join("\n"));
 }
 
@@ -155,13 +162,17 @@ fn wrappers_with_options_still_lead_to_the_script() {
 }
 
 #[test]
-#[ignore = "finding 6: `trap` reads its action again as a script (like `eval`); a value quoted once in it runs when the trap fires"]
+#[ignore = "finding 6: `trap` actions, `alias` values and `PS4` are read again as script text (like `eval`); a value quoted once in them runs"]
 fn a_trap_action_is_read_again() {
     let ran = executed(
         &[
             ("sh", "trap \"rm -f {{ v }}\" EXIT", RUN_ME),
             ("sh", "trap 'rm -f {{ v }}' EXIT", RUN_ME),
             ("bash", "trap \"echo {{ v }}\" ERR; false", RUN_ME),
+            ("sh", "alias ll=\"ls {{ v }}\"\nll", RUN_ME),
+            ("bash", "shopt -s expand_aliases\nalias ll=\"ls {{ v }}\"\nll", RUN_ME),
+            ("bash", "PS4=\"+ {{ v }} \"; set -x; true", RUN_ME),
+            ("sh", "PS4=\"+ {{ v }} \"; set -x; true", RUN_ME),
         ],
         &[],
     );
@@ -822,4 +833,119 @@ fn a_directory_given_as_a_playbook_is_named() {
     let run = sandbox.run(&["validate", "."]);
     run.code(2);
     assert!(!run.stderr.contains("``"), "{}", run.stderr);
+}
+
+#[test]
+#[ignore = "finding 35: a `$(…)` inside a here-document body: bash ends the body at a value's line `EOF` inside it; dash parses it first, so a nested here-document with the same delimiter desyncs upshift's reading"]
+fn a_value_in_a_substitution_inside_a_heredoc_cannot_end_it() {
+    let value = "x\nEOF\ntouch PWNED\n";
+    let ran = executed(
+        &[
+            ("bash", "cat <<EOF\n$(echo {{ v }})\nEOF", value),
+            ("bash", "cat <<EOF\na $(echo \"{{ v }}\") b\nEOF", value),
+            ("bash", "cat <<EOF\n$( (echo {{ v }}) )\nEOF", value),
+            // dash reads the substitution first: its own here-document (same
+            // delimiter) takes the line upshift ends the body at, and the
+            // value after lands in `"…"` quoted for a bare word.
+            ("sh", "cat <<EOF\n$( echo \"$(cat <<EOF\nx\nEOF\n)\" )\nEOF\n[ \"{{ v }}\" = x ]", "x\"; touch PWNED; \""),
+        ],
+        &[],
+    );
+    assert!(ran.is_empty(), "values ran:\n{}", ran.join("\n"));
+}
+
+#[test]
+#[ignore = "finding 36: a value with a newline in a line edit's `replace` writes several lines (a line injected into `.env`), and the edit is no longer idempotent"]
+fn a_line_edit_writes_one_line() {
+    let sandbox = Sandbox::new();
+    sandbox.write(".env", "APP_NAME=shop\nAPP_VERSION=1.0.0\n");
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"lines\"\n[vars]\nrelease = \"1.1.0\"\n[[step]]\nid = \"v\"\nedit = { path = \".env\", line = { regex = '^APP_VERSION=', replace = \"APP_VERSION={{ release }}\" } }\n",
+    );
+    for _ in 0..2 {
+        let _ = std::fs::remove_dir_all(sandbox.path().join(".state"));
+        sandbox.run(&["run", &playbook.to_string_lossy(), "--var", "release=1.1.0\nAPP_DEBUG=true"]);
+    }
+    let env = sandbox.read(".env");
+    assert!(!env.contains("APP_DEBUG"), "the value wrote a line of its own:\n{env}");
+}
+
+#[test]
+#[ignore = "finding 37: a signal during a retry delay journals the failed try as `interrupted` (`it may have run in part`), though it ended with exit code 1; `--skip-interrupted` then takes a failed step as completed"]
+fn a_signal_between_retries_keeps_the_failed_try() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"retry\"\n[[step]]\nid = \"flaky\"\nrun = \"echo try >> log; exit 1\"\nretries = 3\nretry_delay = \"30s\"\n",
+    );
+    let child = spawn(&sandbox, &["run", &playbook.to_string_lossy()]);
+    wait_for(&sandbox.path().join("log"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let resume = sandbox.run(&["resume"]);
+    assert!(
+        !resume.stderr.contains("may have run in part"),
+        "a try that ended (exit code 1) is called interrupted:\n{}",
+        resume.stderr
+    );
+}
+
+#[test]
+#[ignore = "finding 38: the lock is on the file's inode: once `STATE/lock` is deleted (a `stale lock` habit), a second upshift resumes the same run beside the first and steps run twice"]
+fn a_deleted_lock_file_does_not_let_a_second_runner_in() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"lock\"\n[[step]]\nid = \"a\"\nrun = \"echo a >> log; test -f pass\"\nidempotent = true\nretries = 1\nretry_delay = \"3s\"\n[[step]]\nid = \"b\"\nrun = \"echo b >> log\"\n",
+    );
+    let first = spawn(&sandbox, &["run", &playbook.to_string_lossy()]);
+    wait_for(&sandbox.path().join("log"));
+    std::fs::write(sandbox.path().join("pass"), "").unwrap();
+    std::fs::remove_file(sandbox.path().join(".state/lock")).unwrap();
+    let second = sandbox.run(&["resume"]);
+    first.wait_with_output().unwrap();
+    assert_eq!(log(&sandbox).iter().filter(|l| *l == "b").count(), 1, "{:?}\n{}", log(&sandbox), second.stderr);
+    second.code(5);
+}
+
+#[test]
+#[ignore = "finding 39: flags that do nothing are accepted silently: `--approve` naming no step, `--force-version` without `--to`, `--format json` on `diff`"]
+fn flags_that_cannot_apply_are_errors() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"flags\"\n[[step]]\nid = \"b2b-ticket\"\npause = \"Open the ticket\"\n[[step]]\nid = \"a\"\nrun = \"echo a >> log\"\n",
+    );
+    let p = playbook.to_string_lossy().into_owned();
+    let approve = sandbox.run(&["run", &p, "--approve", "b2b-tiket"]);
+    assert_eq!(approve.code, 2, "a misspelt `--approve` is not named:\n{}", approve.stderr);
+    let force = sandbox.run(&["plan", &p, "--force-version"]);
+    assert_eq!(force.code, 2, "`--force-version` without `--to` is accepted");
+    sandbox.write("environments/a.toml", "");
+    let diff = sandbox.run(&["--format", "json", "diff", &p, "--against-env", "a"]);
+    assert!(
+        diff.code == 2 || serde_json::from_str::<serde_json::Value>(&diff.stdout).is_ok(),
+        "`--format json diff` printed text:\n{}",
+        diff.stdout
+    );
+}
+
+#[test]
+#[ignore = "finding 40: `plan` says a template will write `a new file` where its directory does not exist; `run` then fails there"]
+fn a_plan_says_when_a_template_cannot_be_written() {
+    let sandbox = Sandbox::new();
+    sandbox.write("t.j2", "x\n");
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"dest\"\n[[step]]\nid = \"t\"\ntemplate = { src = \"t.j2\", dest = \"missing/dir/out\" }\n",
+    );
+    let plan = sandbox.run(&["plan", &playbook.to_string_lossy()]);
+    assert!(
+        plan.stdout.contains("cannot") || plan.stdout.contains("does not exist"),
+        "the plan promises a file `run` cannot write:\n{}",
+        plan.stdout
+    );
 }
