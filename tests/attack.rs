@@ -998,3 +998,17 @@ fn a_crash_mid_write_leaves_no_temp_file_behind() {
     sandbox.run(&["rollback"]);
     assert_eq!(temp_files(), Vec::<String>::new(), "temp files left beside the file after the rollback");
 }
+
+#[test]
+#[ignore = "finding 42: a playbook in a directory whose name is not UTF-8 cannot run: `cannot create the journal: path contains invalid UTF-8 characters`, exit 4 (rollback incomplete) when nothing ran"]
+fn a_playbook_under_a_non_utf8_directory_runs() {
+    use std::os::unix::ffi::OsStrExt;
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join(std::ffi::OsStr::from_bytes(b"shop-\xfe"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.toml"), "format = 1\nname = \"bytes\"\n[[step]]\nid = \"a\"\nrun = \"echo a >> log\"\n")
+        .unwrap();
+    let run = sandbox.run_in(&dir, &["run", "p.toml"]);
+    run.code(0);
+    assert_eq!(std::fs::read_to_string(dir.join("log")).unwrap(), "a\n");
+}
