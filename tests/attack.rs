@@ -298,7 +298,7 @@ fn non_ascii_output_never_crashes_a_run() {
     let sandbox = Sandbox::new();
     let playbook = sandbox.write(
         "p.toml",
-        "format = 1\nname = \"utf8\"\n[[step]]\nid = \"a\"\nrun = \"for i in $(seq 1 2000); do printf '✓é'; done >&2; echo a >> log\"\n[[step]]\nid = \"b\"\nrun = \"for i in $(seq 1 30000); do printf '✓é'; done; echo b >> log\"\n[[step]]\nid = \"c\"\nrun = \"yes ééééééééééééééééééééééééééééééééééééééééééééééééé | head -n 30000; echo c >> log\"\n",
+        "format = 1\nname = \"utf8\"\n[[step]]\nid = \"a\"\nrun = \"for i in $(seq 1 2000); do printf '✓é'; done >&2; echo a >> log\"\n[[step]]\nid = \"b\"\nrun = \"for i in $(seq 1 30000); do printf '✓é'; done; echo b >> log\"\n[[step]]\nid = \"c\"\nrun = \"yes éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé | head -n 12000; echo c >> log\"\n",
     );
     let run = sandbox.run(&["run", &playbook.to_string_lossy()]);
     assert!(!run.stderr.contains("panicked"), "{}", &run.stderr[..run.stderr.len().min(2000)]);
