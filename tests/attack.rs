@@ -1012,3 +1012,24 @@ fn a_playbook_under_a_non_utf8_directory_runs() {
     run.code(0);
     assert_eq!(std::fs::read_to_string(dir.join("log")).unwrap(), "a\n");
 }
+
+#[test]
+#[ignore = "finding 43: `validate` and `plan` panic (exit 101) on a problem at a non-ASCII character: a template error at `{{ é }}` or at a zero-width space pasted into `{{ root }}`, a long step id with accents"]
+fn problems_at_non_ascii_characters_are_diagnostics() {
+    let sandbox = Sandbox::new();
+    let cases = [
+        ("run = \"echo {{ é }}\"", "id = \"a\""),
+        ("run = \"echo {{ root\u{200b} }}\"", "id = \"a\""),
+        ("run = \"true\"", &*format!("id = \"{}{}\"", "a".repeat(23), "é".repeat(60))),
+    ];
+    for (run, id) in cases {
+        let playbook = sandbox
+            .write("p.toml", &format!("format = 1\nname = \"x\"\n[vars]\nroot = \"/srv\"\n[[step]]\n{id}\n{run}\n"));
+        for command in ["validate", "plan"] {
+            let out = sandbox.run(&[command, &playbook.to_string_lossy()]);
+            assert!(!out.stderr.contains("panicked"), "{command} with `{run}`, `{id}`:\n{}", out.stderr);
+            assert_eq!(out.code, 2, "{command} with `{run}`, `{id}`:\n{}", out.stderr);
+            assert!(out.stderr.contains("p.toml:6:") || out.stderr.contains("p.toml:5:"), "{}", out.stderr);
+        }
+    }
+}
