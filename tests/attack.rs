@@ -197,7 +197,7 @@ fn other_readers_of_a_script_on_stdin_are_found() {
 }
 
 #[test]
-#[ignore = "finding 8: ssh runs `-o ProxyCommand=…` (and LocalCommand, KnownHostsCommand) through a shell; a value in it runs on the controller"]
+#[ignore = "finding 8: ssh runs `-o ProxyCommand=…` (and `LocalCommand`) through a shell on the controller; a value quoted once in it runs there"]
 fn an_ssh_proxy_command_is_a_script() {
     assert!(Path::new("/usr/bin/ssh").exists(), "this test needs OpenSSH's client (`apt-get install openssh-client`)");
     let ran = executed(
