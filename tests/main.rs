@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
+mod attack;
 mod crash;
 mod e2e;
 mod engine;
