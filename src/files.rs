@@ -267,6 +267,51 @@ impl Snapshots {
         Ok(path)
     }
 
+    fn meta(&self, step: &str) -> std::io::Result<Meta> {
+        serde_json::from_slice(&read_private(&self.meta_path(step))?).map_err(std::io::Error::other)
+    }
+
+    /// The file this step's snapshot is of.
+    pub(crate) fn file(&self, step: &str) -> Option<PathBuf> {
+        self.meta(step).ok().map(|meta| meta.file.path)
+    }
+
+    /// Why this step's snapshot could not be restored, if it could not: gone,
+    /// unreadable, or (for a file that held a secret) its copy removed when the run ended.
+    pub(crate) fn missing(&self, step: &str) -> Option<String> {
+        let meta = match self.meta(step) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Some("it has no snapshot".to_owned()),
+            Err(error) => return Some(format!("its snapshot cannot be read: {}", crate::document::io_reason(&error))),
+        };
+        let shown = meta.file.path.display();
+        if !meta.file.existed {
+            return None;
+        }
+        match &meta.beside {
+            Some(copy) if !copy.is_file() => Some(format!(
+                "the snapshot of `{shown}` is gone: the file held a secret, so its copy was removed when the run ended"
+            )),
+            Some(_) => None,
+            None if !self.content_path(step).is_file() => Some(format!("the snapshot of `{shown}` is gone")),
+            None => None,
+        }
+    }
+
+    /// Every file this run's snapshots are of, with the step that took each.
+    pub(crate) fn files(&self) -> Vec<(String, PathBuf)> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(step) = name.strip_suffix(".meta.json") else { continue };
+            if let Ok(meta) = self.meta(step) {
+                files.push((step.to_owned(), meta.file.path));
+            }
+        }
+        files.sort();
+        files
+    }
+
     /// Removes the copies kept beside files (they hold secrets): the run ended.
     pub(crate) fn discard_beside_copies(&self) {
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {

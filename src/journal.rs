@@ -82,6 +82,31 @@ pub(crate) struct Header {
     /// records of another boot name processes that cannot still run.
     #[serde(default)]
     pub(crate) boot_id: Option<String>,
+    /// The saved plan this run executes (`run --plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan: Option<PlanRef>,
+}
+
+/// The saved plan a run executes: enough to check every step against it,
+/// also after a crash, without the plan file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct PlanRef {
+    pub(crate) id: String,
+    /// The plan file, as `run --plan` was given it (absolute).
+    pub(crate) file: PathBuf,
+    pub(crate) steps: Vec<ReviewedStep>,
+}
+
+/// One step as the reviewed plan rendered it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ReviewedStep {
+    pub(crate) phase: Phase,
+    pub(crate) id: String,
+    /// `will-run`, `skipped` or `decided-at-run-time`.
+    pub(crate) status: String,
+    pub(crate) fingerprint: String,
+    /// The plan knew its result (a read-only step it ran).
+    pub(crate) known: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +155,13 @@ pub(crate) enum Record {
     Resumed {
         pid: u32,
         accepted_changes: Vec<String>,
+        at: String,
+    },
+    /// `rollback --run`: a finished run is being undone. The run is
+    /// unfinished again until its next `end`; `finally` runs again.
+    Undo {
+        pid: u32,
+        user: String,
         at: String,
     },
     End {
