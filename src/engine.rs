@@ -1,7 +1,9 @@
 //! The engine: executes a checked playbook as a state machine. Every
 //! transition is appended to the journal (fsynced) before the engine moves on;
-//! reporters only hear events. `run` starts a run, `resume` continues an
-//! unfinished one from its journal, `rollback` undoes what a run did.
+//! reporters only hear events. `run` starts a run (choosing a version, or
+//! held to a saved plan: `Binding`), `resume` continues an unfinished one from
+//! its journal, `rollback` undoes what a run did, and `undo` does so for a run
+//! that had finished (an `undo` record opens a new pass of the same journal).
 //!
 //! Every decision (what is left to run, what to undo, which `finally` steps
 //! still owe a run) is read from the run's journal state, the same for a

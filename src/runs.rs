@@ -1,7 +1,8 @@
 //! Runs read back from their journals, for `status`, `resume`, `rollback` and
 //! the check `run` makes for an unfinished run. One pass over a journal
 //! builds where every step stands; finding the unfinished run of a playbook
-//! reads only the last line of each finished run's journal.
+//! reads only the last line of each finished run's journal, and finding the
+//! run that applied a saved plan only the first line (the header).
 //!
 //! This module reads; it never appends (that is the engine's).
 
@@ -200,7 +201,7 @@ impl RunRecord {
             (Some((outcome, _)), _) => {
                 let name =
                     serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                if self.undo { format!("{name} (undoing it)") } else { name }
+                if self.undo { format!("{name} (during its undo)") } else { name }
             }
             (None, Some(state)) => {
                 let phase = match state.phase {
@@ -413,6 +414,11 @@ pub(crate) fn applied_by(state_dir: &Path, playbook: (&str, Option<&str>), plan_
 
 /// The run with this id, wherever its playbook is.
 pub(crate) fn find_run(state_dir: &Path, run_id: &str) -> Result<RunRecord, Failure> {
+    // Run ids are a timestamp and a number: nothing that could name another path.
+    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Failure::new(Exit::Invalid, format!("`{run_id}` is not a run id"))
+            .help("`upshift status` lists the runs and their ids"));
+    }
     let name = format!("{run_id}.jsonl");
     let found = run_dirs(state_dir, None).into_iter().map(|dir| dir.join(&name)).find(|path| path.is_file());
     match found {

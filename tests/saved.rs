@@ -467,6 +467,29 @@ fn a_finished_run_is_undone_after_showing_what_and_asking() {
     assert!(again.stderr.contains(&format!("run `{id}` was undone already")), "{}", again.stderr);
     // A new run may start.
     sandbox.run(&["run", "p.toml"]).code(0);
+    let bad = sandbox.run(&["rollback", "--run", "../../elsewhere", "--yes"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("error: `../../elsewhere` is not a run id"), "{}", bad.stderr);
+}
+
+#[test]
+fn rollback_run_names_an_unfinished_run_too() {
+    let sandbox = app();
+    sandbox.write(
+        "p.toml",
+        &PLAYBOOK.replace("install-{{ version.target }} >> log", "install >> log; touch started; sleep 30"),
+    );
+    let child = spawn(&sandbox, &["run", "p.toml"]);
+    wait_for(&sandbox.path().join("started"));
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    crate::kill_processes_in(sandbox.path());
+    let id = run_id(&sandbox);
+    // Interrupted, not finished: `--run` rolls it back as `rollback` would (exit 1), no question asked.
+    let rollback = sandbox.run(&["rollback", "--run", &id]);
+    rollback.code(1);
+    assert_eq!(log(&sandbox), ["maint", "install", "undo-install", "undo-maint", "finally"]);
+    assert_eq!(sandbox.read("app/composer.json"), COMPOSER);
 }
 
 #[test]
@@ -548,4 +571,38 @@ fn an_interrupted_undo_is_finished_by_resume() {
         ["maint", "install-1.1.0", "finally", "undo-install", "undo-install", "undo-maint", "finally"]
     );
     assert_eq!(sandbox.read("app/composer.json"), COMPOSER);
+}
+
+/// Runs `upshift ARGS` on a terminal (script(1)) in the sandbox, typing `input`.
+fn on_a_terminal(sandbox: &Sandbox, args: &str, input: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let bin = assert_cmd::cargo::cargo_bin("upshift");
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(sandbox.path())
+        .env("UPSHIFT_STATE_DIR", sandbox.path().join(".state"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn on_a_terminal_an_undo_asks_first() {
+    let sandbox = app();
+    sandbox.run(&["run", "p.toml"]).code(0);
+    let id = run_id(&sandbox);
+    let (code, text) = on_a_terminal(&sandbox, "rollback", "n\n");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains(&format!("Undo run `{id}`? [y/N]")), "{text}");
+    assert!(text.contains("was not undone: not confirmed"), "{text}");
+    assert_eq!(log(&sandbox), ["maint", "install-1.1.0", "finally"]);
+    let (code, text) = on_a_terminal(&sandbox, "rollback", "y\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(log(&sandbox), ["maint", "install-1.1.0", "finally", "undo-install", "undo-maint", "finally"]);
 }
