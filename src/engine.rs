@@ -262,7 +262,7 @@ pub(crate) fn run(
             .help("nothing was changed; make a new plan, review it, and run that one"));
         }
         notes = review.notes;
-        plan_ref = Some(saved.reviewed(file).map_err(|why| Failure::new(Exit::Invalid, why))?);
+        plan_ref = Some(saved.reviewed(file));
     }
     if plan.up_to_date {
         // Nothing to do: no steps, no journal.

@@ -122,7 +122,7 @@ pub(crate) struct CheckResult {
 }
 
 /// What will happen to a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Status {
     WillRun,

@@ -35,9 +35,10 @@ const PLAN_FILE_LIMIT: u64 = 256 << 20;
 
 /// A plan as saved by `plan --out`. Everything `run --plan` needs to run
 /// exactly it, and everything it re-probes to refuse a plan the world has
-/// moved away from.
+/// moved away from. `S` is a step: the plan's own when writing, the view a
+/// comparison needs (`SavedStep`) when reading.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SavedPlan {
+pub(crate) struct SavedPlan<S = SavedStep> {
     pub(crate) v: u32,
     pub(crate) kind: String,
     pub(crate) id: String,
@@ -56,13 +57,21 @@ pub(crate) struct SavedPlan {
     pub(crate) window: Option<Verdict>,
     pub(crate) checks: Vec<SavedCheck>,
     /// Each as in `plan --format json`.
-    pub(crate) steps: Vec<serde_json::Value>,
-    pub(crate) finally: Vec<serde_json::Value>,
+    pub(crate) steps: Vec<S>,
+    pub(crate) finally: Vec<S>,
     /// Every file an `edit` or `template` that may run reads.
     pub(crate) files: Vec<FileDigest>,
-    /// sha256 of the file's JSON without this field: damage or an edit shows.
-    #[serde(default)]
-    pub(crate) digest: String,
+}
+
+/// What reading a plan keeps of a step (its file has all of `plan --format json`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct SavedStep {
+    id: String,
+    status: Status,
+    reason: Option<String>,
+    fingerprint: String,
+    /// The output of a read-only step the plan ran.
+    output: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -167,19 +176,17 @@ fn new_plan_id(now: jiff::Timestamp, playbook: &Playbook) -> String {
 }
 
 /// The plan file of a plan: everything it shows, and what `run --plan` re-probes.
-pub(crate) fn save(
+pub(crate) fn save<'a>(
     playbook: &Playbook,
-    plan: &Plan,
+    plan: &'a Plan,
     inputs: &Inputs,
     file: &Path,
     now: jiff::Timestamp,
     expires_in: Option<Duration>,
-) -> SavedPlan {
+) -> SavedPlan<&'a PlannedStep> {
     // Whole seconds: what people read and compare.
     let now = now.round(jiff::Unit::Second).unwrap_or(now);
     let (expires_at, why) = expiry(playbook, now, expires_in);
-    let step_values =
-        |steps: &[PlannedStep]| steps.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
     SavedPlan {
         v: PLAN_FILE_FORMAT,
         kind: KIND.to_owned(),
@@ -228,10 +235,9 @@ pub(crate) fn save(
                 hint: c.hint.clone(),
             })
             .collect(),
-        steps: step_values(&plan.steps),
-        finally: step_values(&plan.finally),
+        steps: plan.steps.iter().collect(),
+        finally: plan.finally.iter().collect(),
         files: files_read(plan),
-        digest: String::new(),
     }
 }
 
@@ -293,23 +299,17 @@ fn sha256_of(path: &Path) -> std::io::Result<Option<String>> {
     Ok(Some(crate::diagnostic::hex(&hasher.finalize())))
 }
 
-fn body_digest(value: &serde_json::Value) -> String {
-    crate::diagnostic::hex(&Sha256::digest(value.to_string().as_bytes()))
-}
+/// How the digest closes a plan file: `,\n  "digest": "HEX"\n}\n`.
+const DIGEST_KEY: &str = ",\n  \"digest\": \"";
 
-impl SavedPlan {
-    /// The file's text: pretty JSON, its digest last.
+impl<S: Serialize> SavedPlan<S> {
+    /// The file's text: pretty JSON whose last member, `digest`, is the
+    /// sha256 of the text without it (the same JSON, closed after `files`).
     pub(crate) fn to_text(&self) -> Result<String, String> {
-        let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        let object = value.as_object_mut().ok_or("a plan is an object")?;
-        object.shift_remove("digest");
-        let digest = body_digest(&value);
-        if let Some(object) = value.as_object_mut() {
-            object.insert("digest".to_owned(), digest.into());
-        }
-        let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-        text.push('\n');
-        Ok(text)
+        let body = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let open = body.strip_suffix("\n}").ok_or("a plan is a JSON object")?;
+        let digest = crate::diagnostic::hex(&Sha256::digest(body.as_bytes()));
+        Ok(format!("{open}{DIGEST_KEY}{digest}\"\n}}\n"))
     }
 
     /// Writes the file atomically, mode 0600.
@@ -319,35 +319,41 @@ impl SavedPlan {
             format!("cannot write the plan to `{}`: {}", path.display(), crate::document::io_reason(&error))
         })
     }
+}
 
+/// What a file says it is, read before anything else.
+#[derive(Deserialize)]
+struct Kind {
+    kind: Option<String>,
+    v: Option<u64>,
+}
+
+impl SavedPlan {
     /// Reads a plan file back; any doubt about it is an error.
     pub(crate) fn read(path: &Path) -> Result<SavedPlan, String> {
         let shown = crate::diagnostic::display_path(path);
         let bytes = crate::files::read_document(path, PLAN_FILE_LIMIT)
             .map_err(|error| format!("cannot read the plan `{shown}`: {}", crate::document::io_reason(&error)))?;
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|error| format!("`{shown}` is not a plan file: {error}"))?;
-        let object = value.as_object_mut().ok_or_else(|| format!("`{shown}` is not a plan file"))?;
-        if object.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+        let text = String::from_utf8(bytes).map_err(|_| format!("`{shown}` is not a plan file: not UTF-8"))?;
+        let kind: Kind =
+            serde_json::from_str(&text).map_err(|error| format!("`{shown}` is not a plan file: {error}"))?;
+        if kind.kind.as_deref() != Some(KIND) {
             return Err(format!("`{shown}` is not an upshift plan file (no `\"kind\": \"{KIND}\"`)"));
         }
-        match object.get("v").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(PLAN_FILE_FORMAT) => {}
-            v => {
-                return Err(format!(
-                    "`{shown}` is plan format {}; this upshift reads format {PLAN_FILE_FORMAT}",
-                    v.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
-                ));
-            }
+        if kind.v != Some(u64::from(PLAN_FILE_FORMAT)) {
+            return Err(format!(
+                "`{shown}` is plan format {}; this upshift reads format {PLAN_FILE_FORMAT}",
+                kind.v.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
+            ));
         }
-        let digest = object.shift_remove("digest").and_then(|d| d.as_str().map(str::to_owned)).unwrap_or_default();
-        if body_digest(&value) != digest {
-            return Err(format!("`{shown}` is damaged or was edited: its digest does not match its content"));
+        // The bytes as written, the digest taken out: any other byte is an edit.
+        let edited = || format!("`{shown}` is damaged or was edited: its digest does not match its content");
+        let (open, digest) =
+            text.strip_suffix("\"\n}\n").and_then(|rest| rest.rsplit_once(DIGEST_KEY)).ok_or_else(edited)?;
+        if crate::diagnostic::hex(&Sha256::digest(format!("{open}\n}}").as_bytes())) != digest {
+            return Err(edited());
         }
-        let mut plan: SavedPlan =
-            serde_json::from_value(value).map_err(|error| format!("`{shown}` is not a plan file: {error}"))?;
-        plan.digest = digest;
-        Ok(plan)
+        serde_json::from_str(&text).map_err(|error| format!("`{shown}` is not a plan file: {error}"))
     }
 
     /// The inputs that load its playbook again.
@@ -381,21 +387,21 @@ impl SavedPlan {
     }
 
     /// Each step as the plan rendered it, for the engine to hold the run to.
-    pub(crate) fn reviewed(&self, file: &Path) -> Result<PlanRef, String> {
+    pub(crate) fn reviewed(&self, file: &Path) -> PlanRef {
         let mut steps = Vec::new();
         for (phase, list) in [(Phase::Step, &self.steps), (Phase::Finally, &self.finally)] {
-            for value in list {
-                let step = Step::of(value).ok_or("a step of the plan lacks its id, status or fingerprint")?;
+            for step in list {
+                let step = Step::of(step);
                 steps.push(ReviewedStep {
                     phase,
-                    id: step.id,
-                    status: step.status,
-                    fingerprint: step.fingerprint,
+                    id: step.id.to_owned(),
+                    status: status_name(step.status).to_owned(),
+                    fingerprint: step.fingerprint.to_owned(),
                     known: step.known,
                 });
             }
         }
-        Ok(PlanRef { id: self.id.clone(), file: crate::check::absolute(file), steps })
+        PlanRef { id: self.id.clone(), file: crate::check::absolute(file), steps }
     }
 
     /// The instant it expires.
@@ -404,48 +410,55 @@ impl SavedPlan {
     }
 }
 
-/// What a comparison needs of a saved step.
-struct Step {
-    id: String,
-    status: String,
-    reason: Option<String>,
-    fingerprint: String,
+/// What a comparison needs of a step, saved or planned now.
+struct Step<'a> {
+    id: &'a str,
+    status: Status,
+    reason: Option<&'a str>,
+    fingerprint: &'a str,
     /// The plan ran it (a read-only step) and knew its output.
     known: bool,
 }
 
-impl Step {
-    fn of(value: &serde_json::Value) -> Option<Step> {
-        let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-        let output = value.get("output").filter(|o| !o.is_null());
-        Some(Step {
-            id: text("id")?,
-            status: text("status")?,
-            reason: text("reason"),
-            fingerprint: text("fingerprint")?,
-            known: output.is_some(),
-        })
+impl Step<'_> {
+    fn of(step: &SavedStep) -> Step<'_> {
+        Step {
+            id: &step.id,
+            status: step.status,
+            reason: step.reason.as_deref(),
+            fingerprint: &step.fingerprint,
+            known: step.output.is_some(),
+        }
     }
 
-    fn from_planned(step: &PlannedStep) -> Step {
-        Step::of(&serde_json::to_value(step).unwrap_or_default()).unwrap_or(Step {
-            id: step.id.clone(),
-            status: String::new(),
-            reason: None,
-            fingerprint: step.fingerprint.clone(),
-            known: false,
-        })
+    fn from_planned(step: &PlannedStep) -> Step<'_> {
+        Step {
+            id: &step.id,
+            status: step.status,
+            reason: step.reason.as_deref(),
+            fingerprint: &step.fingerprint,
+            known: step.output.is_some(),
+        }
     }
 
     /// What will happen to it, in words (`is skipped (`x` is false)`), or in the plan's past.
     fn described(&self, now: bool) -> String {
-        let reason = self.reason.as_deref().map_or_else(String::new, |r| format!(" ({r})"));
+        let reason = self.reason.map_or_else(String::new, |r| format!(" ({r})"));
         let (will, is) = if now { ("will", "is") } else { ("would", "was") };
-        match self.status.as_str() {
-            "will-run" => format!("{will} run"),
-            "skipped" => format!("{is} skipped{reason}"),
-            _ => format!("{is} decided at run time{reason}"),
+        match self.status {
+            Status::WillRun => format!("{will} run"),
+            Status::Skipped => format!("{is} skipped{reason}"),
+            Status::DecidedAtRunTime => format!("{is} decided at run time{reason}"),
         }
+    }
+}
+
+/// A status as plans write it.
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::WillRun => "will-run",
+        Status::Skipped => "skipped",
+        Status::DecidedAtRunTime => "decided-at-run-time",
     }
 }
 
@@ -454,7 +467,7 @@ fn short(digest: &str) -> &str {
     digest.char_indices().nth(12).map_or(digest, |(at, _)| &digest[..at])
 }
 
-fn ids(list: &[String]) -> String {
+fn ids(list: &[&str]) -> String {
     list.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
 }
 
@@ -620,15 +633,17 @@ fn checks(saved: &[SavedCheck], plan: &Plan, out: &mut Vec<String>) {
 
 fn steps(saved: &SavedPlan, plan: &Plan, out: &mut Vec<String>) {
     for (what, before, now) in [("step", &saved.steps, &plan.steps), ("finally step", &saved.finally, &plan.finally)] {
-        let before: Vec<Step> = before.iter().filter_map(Step::of).collect();
+        let before: Vec<Step> = before.iter().map(Step::of).collect();
         let now: Vec<Step> = now.iter().map(Step::from_planned).collect();
+        let now_by_id: std::collections::HashMap<&str, &Step> = now.iter().map(|n| (n.id, n)).collect();
+        let before_ids: std::collections::HashSet<&str> = before.iter().map(|b| b.id).collect();
         let mut changed = Vec::new();
         for b in &before {
-            match now.iter().find(|n| n.id == b.id) {
+            match now_by_id.get(b.id) {
                 None => out.push(format!("playbook changed: {what} `{}` is no longer in it", b.id)),
                 Some(n) => {
                     if n.fingerprint != b.fingerprint {
-                        changed.push(b.id.clone());
+                        changed.push(b.id);
                     }
                     if n.status != b.status {
                         out.push(format!(
@@ -645,8 +660,7 @@ fn steps(saved: &SavedPlan, plan: &Plan, out: &mut Vec<String>) {
             let label = if changed.len() == 1 { what.to_owned() } else { format!("{what}s") };
             out.push(format!("playbook changed: {label} {}", ids(&changed)));
         }
-        let added: Vec<String> =
-            now.iter().filter(|n| !before.iter().any(|b| b.id == n.id)).map(|n| n.id.clone()).collect();
+        let added: Vec<&str> = now.iter().map(|n| n.id).filter(|id| !before_ids.contains(id)).collect();
         if !added.is_empty() {
             out.push(format!("playbook changed: new {what}{} {}", plural(added.len(), "", "s"), ids(&added)));
         }
