@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: `validate` and `plan` of a generated N-step playbook (default
-# 10,000; each step `run = "echo {{ i }}"` with a `when` guard and a rollback).
+# Benchmark: `validate`, `plan`, `plan --out` (a saved plan) and `plan --check`
+# of a generated N-step playbook (default 10,000; each step
+# `run = "echo {{ i }}"` with a `when` guard and a rollback).
 # Prints the best wall time of RUNS runs (default 10) and the highest peak RSS
 # of the whole process. Targets: each under 150 ms and 64 MiB.
 set -euo pipefail
@@ -23,6 +24,8 @@ trap 'rm -rf "$dir"' EXIT
 } > "$dir/bench.toml"
 
 measure() {
+  local label="$1"
+  shift
   local best_ns=999999999999 peak_kib=0 start end ns kib
   for ((r = 0; r < runs; r++)); do
     start=$(date +%s%N)
@@ -34,10 +37,13 @@ measure() {
     read -r kib < "$dir/time"
     if ((kib > peak_kib)); then peak_kib=$kib; fi
   done
-  printf '%-10s %6d steps  %6.1f ms  %6.1f MiB peak RSS\n' "$1" "$n" \
+  printf '%-12s %6d steps  %6.1f ms  %6.1f MiB peak RSS\n' "$label" "$n" \
     "$(awk -v n="$best_ns" 'BEGIN { print n / 1e6 }')" "$(awk -v k="$peak_kib" 'BEGIN { print k / 1024 }')"
 }
 
 echo "upshift $("$bin" --version | cut -d' ' -f2), best of $runs runs, $(nproc) cores"
-measure validate "$dir/bench.toml"
-measure plan "$dir/bench.toml"
+measure validate validate "$dir/bench.toml"
+measure plan plan "$dir/bench.toml"
+measure "plan --out" plan "$dir/bench.toml" --out "$dir/plan.json"
+measure "plan --check" plan --check "$dir/plan.json"
+echo "plan file: $(($(stat -c %s "$dir/plan.json") / 1024)) KiB"

@@ -120,6 +120,8 @@ struct Checker {
     read: BTreeSet<String>,
     /// What environments declare that the playbook does not (`vars.NAME`, `secrets.NAME`), with places.
     env_only: Vec<(String, Location)>,
+    /// Every file read so far, with its digest.
+    sources: Vec<crate::playbook::SourceDigest>,
 }
 
 impl Checker {
@@ -133,6 +135,15 @@ impl Checker {
                 // Content only: the same playbook has the same fingerprint wherever it is checked out.
                 self.hasher.update(source.text.as_bytes());
                 self.hasher.update([0]);
+                let path = absolute(path);
+                if !self.sources.iter().any(|s| s.path == path) {
+                    self.sources.push(crate::playbook::SourceDigest {
+                        kind: what.to_owned(),
+                        file: source.display.clone(),
+                        path,
+                        sha256: crate::diagnostic::hex(&Sha256::digest(source.text.as_bytes())),
+                    });
+                }
                 Some(source)
             }
             Err(diagnostic) => {
@@ -306,6 +317,7 @@ impl Checker {
             finally,
             fingerprint,
             inventory: self.fleet.take(),
+            sources: std::mem::take(&mut self.sources),
         })
     }
 

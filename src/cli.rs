@@ -61,11 +61,11 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what `run` would do: readiness, versions, rendered steps, file diffs; change nothing
     Plan(PlanArgs),
-    /// Execute a playbook (`--dry-run` is `plan`)
+    /// Execute a playbook (`--dry-run` is `plan`), or exactly a saved plan (`--plan FILE`)
     Run(RunArgs),
     /// Continue the unfinished run from its journal
     Resume(ResumeArgs),
-    /// Undo the completed steps of an unfinished or failed run, newest first
+    /// Undo the completed steps of an unfinished or failed run, or of a finished one, newest first
     Rollback(RollbackArgs),
     /// Runs and their per-step outcomes, from the journals
     Status(StatusArgs),
@@ -118,12 +118,27 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The playbook
-    #[arg(value_name = "PLAYBOOK")]
-    pub playbook: PathBuf,
+    #[arg(value_name = "PLAYBOOK", required_unless_present = "check")]
+    pub playbook: Option<PathBuf>,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    /// Also save the plan to FILE (mode 0600), for `run --plan FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// With `--out`: how long the plan holds, e.g. `36h` (default: until the current or next window closes, else 24h)
+    #[arg(long, value_name = "DURATION", requires = "out", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<std::time::Duration>,
+    /// Check that a saved plan is still current: exit 0, or 3 listing every difference
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "playbook", "out", "env", "env_file", "var_file", "vars", "to", "force_version", "allow_major", "allow_downgrade"
+        ]
+    )]
+    pub check: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -145,8 +160,18 @@ pub struct SelectionArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The playbook
-    #[arg(value_name = "PLAYBOOK")]
-    pub playbook: PathBuf,
+    #[arg(value_name = "PLAYBOOK", required_unless_present = "plan")]
+    pub playbook: Option<PathBuf>,
+    /// Run exactly this saved plan (`plan --out FILE`): its playbook, vars and version, re-probed first
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "playbook", "dry_run", "env", "env_file", "var_file", "vars", "to", "force_version", "allow_major",
+            "allow_downgrade"
+        ]
+    )]
+    pub plan: Option<PathBuf>,
     /// Show the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -204,12 +229,18 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// The playbook (default: the only unfinished run in the state dir)
+    /// The playbook (default: the only unfinished run in the state dir, else the latest run)
     #[arg(value_name = "PLAYBOOK")]
     pub playbook: Option<PathBuf>,
     /// Environment of the run to roll back
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// The run to roll back; a finished, successful run is undone
+    #[arg(long = "run", value_name = "ID", conflicts_with_all = ["playbook", "env"])]
+    pub run_id: Option<String>,
+    /// Undo a finished run without asking (needed without a terminal)
+    #[arg(long)]
+    pub yes: bool,
     /// Run an interrupted, non-idempotent `finally` step again
     #[arg(long, conflicts_with = "skip_interrupted")]
     pub retry_interrupted: bool,

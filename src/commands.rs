@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::check::{Inputs, load};
 use crate::cli::{self, Format};
 use crate::diagnostic::{self, Diagnostic};
+use crate::journal::RunOutcome;
 use crate::plan::{self, Plan, PlanError, PlanOptions};
+use crate::saved::{self, SavedPlan};
 use crate::ui::Ui;
 use crate::{Exit, Playbook, check, edit, engine, events, process, report, runs, status};
 
@@ -65,12 +67,32 @@ pub(crate) fn validate(ui: &Ui, playbooks: &[PathBuf], inputs: &Inputs) -> Exit 
 
 /// Loads and plans, reporting problems; `Err` carries the exit code.
 fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Exit> {
+    load_and_plan(ui, path, inputs, options).map(|(_, plan, _)| plan)
+}
+
+/// Loads and plans; the playbook and the connections to its targets too.
+fn load_and_plan(
+    ui: &Ui,
+    path: &Path,
+    inputs: &Inputs,
+    options: &PlanOptions,
+) -> Result<(Playbook, Plan, crate::transport::Targets), Exit> {
     // A plan runs commands (probes, checks): a signal stops them, not only us.
     process::signals::install();
     let playbook = load(path, inputs).map_err(|diagnostics| {
         ui.diagnostics(&diagnostics);
         Exit::Invalid
     })?;
+    let (plan, targets) = plan_playbook(ui, &playbook, options)?;
+    Ok((playbook, plan, targets))
+}
+
+/// Plans a loaded playbook on its targets, reporting problems.
+fn plan_playbook(
+    ui: &Ui,
+    playbook: &Playbook,
+    options: &PlanOptions,
+) -> Result<(Plan, crate::transport::Targets), Exit> {
     let targets = crate::transport::Targets::connect(playbook.inventory.as_ref()).map_err(|problems| {
         ui.error(&format!("{} host{} cannot be used", problems.len(), if problems.len() == 1 { "" } else { "s" }));
         for problem in &problems {
@@ -79,7 +101,7 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
         ui.help("nothing was changed");
         Exit::NotReady
     })?;
-    plan::plan(&playbook, options, &targets).map_err(|error| match error {
+    let plan = plan::plan(playbook, options, &targets).map_err(|error| match error {
         PlanError::Invalid(diagnostics) => {
             ui.diagnostics(&diagnostics);
             Exit::Invalid
@@ -98,11 +120,19 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
             ui.help("what the plan was running was stopped; nothing was changed");
             Exit::Interrupted
         }
-    })
+    })?;
+    Ok((plan, targets))
 }
 
 fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
-    PlanOptions { selection: selection.clone(), execute, execute_read_only: execute, now: clock(), secrets: None }
+    PlanOptions {
+        selection: selection.clone(),
+        execute,
+        execute_read_only: execute,
+        now: clock(),
+        secrets: None,
+        recorded: None,
+    }
 }
 
 /// The instant windows are judged at: now, or `UPSHIFT_NOW` (RFC 3339) for tests and rehearsals.
@@ -110,16 +140,83 @@ fn clock() -> Option<jiff::Timestamp> {
     std::env::var("UPSHIFT_NOW").ok().and_then(|text| text.parse().ok())
 }
 
-pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::SelectionArgs) -> Exit {
-    let plan = match make_plan(ui, path, inputs, &plan_options(selection, true)) {
-        Ok(plan) => plan,
+/// `plan --out FILE`: where to save the plan, and for how long it holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Save<'a> {
+    pub(crate) out: &'a Path,
+    pub(crate) expires_in: Option<std::time::Duration>,
+}
+
+/// `plan`: with `--check FILE`, compares a saved plan with the world; else plans (and saves with `--out`).
+pub(crate) fn plan_command(ui: &Ui, args: &cli::PlanArgs) -> Exit {
+    if let Some(file) = &args.check {
+        return plan_check(ui, file);
+    }
+    let Some(path) = &args.playbook else {
+        ui.error("`plan` needs a PLAYBOOK, or `--check FILE`");
+        return Exit::Invalid;
+    };
+    let save = args.out.as_deref().map(|out| Save { out, expires_in: args.expires_in });
+    plan(ui, path, &inputs(&args.inputs), &args.selection, save)
+}
+
+pub(crate) fn plan(
+    ui: &Ui,
+    path: &Path,
+    inputs: &Inputs,
+    selection: &cli::SelectionArgs,
+    save: Option<Save<'_>>,
+) -> Exit {
+    let (playbook, plan, targets) = match load_and_plan(ui, path, inputs, &plan_options(selection, true)) {
+        Ok(found) => found,
         Err(exit) => return exit,
     };
-    ui.stdout(&match ui.format {
+    // A plan worth saving is one `run --plan` could run.
+    let saved = save.filter(|_| plan.ready && !plan.up_to_date).map(|save| {
+        let now = clock().unwrap_or_else(jiff::Timestamp::now);
+        saved::save(&playbook, &plan, inputs, path, now, save.expires_in, &targets)
+    });
+    // Written first: the output never says "saved" of a file that is not there.
+    if let (Some(saved), Some(save)) = (&saved, save)
+        && let Err(message) = saved.write(save.out)
+    {
+        ui.error(&message);
+        return Exit::Invalid;
+    }
+    let mut out = match ui.format {
         Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
         Format::Json => report::json(&plan),
         Format::Markdown => report::markdown(&plan),
-    });
+    };
+    if let (Some(saved), Some(save), Format::Markdown) = (&saved, save, ui.format) {
+        out.push_str(&format!(
+            "\n> Saved as plan `{}`, valid until {} ({}). It runs exactly as shown: `upshift run --plan {}`\n",
+            saved.id,
+            saved.expires_at,
+            saved.expiry,
+            crate::diagnostic::display_path(save.out)
+        ));
+    }
+    ui.stdout(&out);
+    if let (Some(saved), Some(save)) = (&saved, save) {
+        ui.status(
+            "Saved",
+            &format!(
+                "plan `{}` to `{}`, valid until {} ({})",
+                saved.id,
+                crate::diagnostic::display_path(save.out),
+                saved.expires_at,
+                saved.expiry
+            ),
+        );
+    } else if let Some(save) = save
+        && plan.up_to_date
+    {
+        ui.warning(&format!(
+            "already up to date: there is nothing to run, so no plan was written to `{}`",
+            crate::diagnostic::display_path(save.out)
+        ));
+    }
     if plan.ready {
         Exit::Success
     } else {
@@ -133,7 +230,93 @@ pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::Selec
             what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
         }
         ui.error(&format!("not ready: {}", what.join(", ")));
-        ui.help("nothing was changed; see the hints above");
+        match save {
+            Some(save) => ui.help(&format!(
+                "nothing was changed, and no plan was written to `{}`; see the hints above",
+                crate::diagnostic::display_path(save.out)
+            )),
+            None => ui.help("nothing was changed; see the hints above"),
+        }
+        Exit::NotReady
+    }
+}
+
+/// Reads a saved plan and loads its playbook as the plan did.
+fn saved_plan(ui: &Ui, file: &Path) -> Result<(SavedPlan, Playbook), Exit> {
+    let saved = SavedPlan::read(file).map_err(|message| {
+        ui.error(&message);
+        Exit::Invalid
+    })?;
+    let playbook = load(&saved.playbook.path, &saved.inputs()).map_err(|diagnostics| {
+        ui.diagnostics(&diagnostics);
+        ui.help(&format!("the playbook of plan `{}` is `{}`", saved.id, saved.playbook.path.display()));
+        Exit::Invalid
+    })?;
+    Ok((saved, playbook))
+}
+
+/// `plan --check FILE`: would a plan made now equal the saved one? The same
+/// comparison `run --plan` makes, without the lock and running only what `plan` runs.
+pub(crate) fn plan_check(ui: &Ui, file: &Path) -> Exit {
+    let (saved, playbook) = match saved_plan(ui, file) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let recorded = match saved.selection() {
+        Ok(selection) => selection,
+        Err(why) => {
+            ui.error(&format!("the plan's version choice does not parse: {why}"));
+            return Exit::Invalid;
+        }
+    };
+    let options = PlanOptions { recorded, ..plan_options(&cli::SelectionArgs::default(), true) };
+    process::signals::install();
+    let (plan, targets) = match plan_playbook(ui, &playbook, &options) {
+        Ok(plan) => plan,
+        Err(exit) => return exit,
+    };
+    let review = saved::compare(&saved, &playbook, &plan, &targets, clock().unwrap_or_else(jiff::Timestamp::now));
+    let current = review.differences.is_empty();
+    if ui.format == Format::Json {
+        let report = serde_json::json!({
+            "v": 1,
+            "plan": saved.id,
+            "file": crate::diagnostic::display_path(file),
+            "current": current,
+            "differences": review.differences,
+            "notes": review.notes,
+        });
+        ui.stdout(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
+    } else if current {
+        ui.status(
+            "Current",
+            &format!(
+                "plan `{}` still matches the playbook and the machine (valid until {})",
+                saved.id, saved.expires_at
+            ),
+        );
+    } else {
+        let count = review.differences.len();
+        ui.error(&format!(
+            "plan `{}` no longer matches: {count} difference{}",
+            saved.id,
+            if count == 1 { "" } else { "s" }
+        ));
+        for difference in &review.differences {
+            ui.stderr(&format!("  - {difference}\n"));
+        }
+    }
+    if ui.format != Format::Json {
+        for note in &review.notes {
+            ui.stderr(&format!("note: {note}\n"));
+        }
+    }
+    if current {
+        Exit::Success
+    } else {
+        if ui.format != Format::Json {
+            ui.help("make a new plan with `upshift plan PLAYBOOK --out FILE` and review it");
+        }
         Exit::NotReady
     }
 }
@@ -278,13 +461,6 @@ fn failed(ui: &Ui, failure: engine::Failure) -> Exit {
 }
 
 pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
-    let playbook = match load(&args.playbook, &inputs(&args.inputs)) {
-        Ok(playbook) => playbook,
-        Err(diagnostics) => {
-            ui.diagnostics(&diagnostics);
-            return Exit::Invalid;
-        }
-    };
     let options = engine::RunOptions {
         yes: args.approval.yes,
         approve: args.approval.approve.clone(),
@@ -292,8 +468,32 @@ pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
         override_run: args.override_run.clone(),
         ..engine::RunOptions::default()
     };
+    if let Some(file) = &args.plan {
+        let (saved, playbook) = match saved_plan(ui, file) {
+            Ok(found) => found,
+            Err(exit) => return exit,
+        };
+        let mut reporter = reporter(ui, global);
+        let binding = engine::Binding::Saved { plan: &saved, file };
+        return match engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock()) {
+            Ok(exit) => exit,
+            Err(failure) => failed(ui, failure),
+        };
+    }
+    let Some(path) = &args.playbook else {
+        ui.error("`run` needs a PLAYBOOK, or `--plan FILE`");
+        return Exit::Invalid;
+    };
+    let playbook = match load(path, &inputs(&args.inputs)) {
+        Ok(playbook) => playbook,
+        Err(diagnostics) => {
+            ui.diagnostics(&diagnostics);
+            return Exit::Invalid;
+        }
+    };
     let mut reporter = reporter(ui, global);
-    match engine::run(&playbook, &global.state_dir, &args.selection, &options, reporter.as_mut(), clock()) {
+    let binding = engine::Binding::Fresh(&args.selection);
+    match engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock()) {
         Ok(exit) => exit,
         Err(failure) => failed(ui, failure),
     }
@@ -354,12 +554,9 @@ pub(crate) fn resume(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> E
     }
 }
 
+/// `rollback`: undoes the unfinished run; with no unfinished run, or with
+/// `--run ID` naming a finished one, undoes a finished, successful run.
 pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) -> Exit {
-    let (mut playbook, record) = match unfinished(ui, global, args.playbook.as_deref(), args.env.as_deref()) {
-        Ok(found) => found,
-        Err(exit) => return exit,
-    };
-    let mut reporter = reporter(ui, global);
     let options = engine::RunOptions {
         kill_orphans: args.kill_orphans,
         override_run: args.override_run.clone(),
@@ -367,9 +564,123 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
         skip_interrupted: args.skip_interrupted,
         ..engine::RunOptions::default()
     };
-    match engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
+    let record = if let Some(id) = &args.run_id {
+        match runs::find_run(&global.state_dir, id) {
+            Ok(record) => record,
+            Err(failure) => return failed(ui, failure),
+        }
+    } else {
+        let named = match &args.playbook {
+            Some(path) => match load(path, &Inputs { env: args.env.clone(), ..Inputs::default() }) {
+                Ok(playbook) => Some(playbook),
+                Err(diagnostics) => {
+                    ui.diagnostics(&diagnostics);
+                    return Exit::Invalid;
+                }
+            },
+            None => None,
+        };
+        let filter = named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref()));
+        let (unfinished, bad) = runs::unfinished_runs(&global.state_dir, filter);
+        if !unfinished.is_empty() || bad.iter().any(|b| b.run_id.is_some()) {
+            return rollback_unfinished(ui, global, args, &options);
+        }
+        // Nothing unfinished: the latest run, if it succeeded, is undone.
+        match runs::latest_run(&global.state_dir, filter) {
+            None => {
+                ui.error("there is no unfinished run to continue, and no finished run to undo");
+                ui.help("`upshift status` lists the runs");
+                return Exit::Invalid;
+            }
+            Some(Err(failure)) => return failed(ui, failure),
+            Some(Ok(record))
+                if record.undo
+                    || !matches!(record.end, Some((RunOutcome::Succeeded | RunOutcome::FinallyFailed, _))) =>
+            {
+                ui.error(&format!(
+                    "there is no unfinished run, and the latest run `{}` {}: nothing to undo",
+                    record.header.run_id,
+                    if record.undo { "was undone already".to_owned() } else { format!("ended {}", record.describe()) }
+                ));
+                ui.help(
+                    "`upshift rollback --run ID` undoes an earlier successful run; `upshift status` lists the runs",
+                );
+                return Exit::Invalid;
+            }
+            Some(Ok(record)) => record,
+        }
+    };
+    let mut playbook = match load(&record.header.file, &record.inputs()) {
+        Ok(playbook) => playbook,
+        Err(diagnostics) => {
+            ui.diagnostics(&diagnostics);
+            return Exit::Invalid;
+        }
+    };
+    let mut reporter = reporter(ui, global);
+    let result = if record.unfinished() {
+        engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut())
+    } else {
+        let mut confirm = |plan: &engine::UndoPlan| confirm_undo(ui, plan, args.yes);
+        engine::undo(&mut playbook, record, &global.state_dir, &options, reporter.as_mut(), &mut confirm)
+    };
+    match result {
         Ok(exit) => exit,
         Err(failure) => failed(ui, failure),
+    }
+}
+
+fn rollback_unfinished(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs, options: &engine::RunOptions) -> Exit {
+    let (mut playbook, record) = match unfinished(ui, global, args.playbook.as_deref(), args.env.as_deref()) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let mut reporter = reporter(ui, global);
+    match engine::rollback(&mut playbook, record, &global.state_dir, options, reporter.as_mut()) {
+        Ok(exit) => exit,
+        Err(failure) => failed(ui, failure),
+    }
+}
+
+/// Shows what undoing a finished run will do, then takes `--yes`, or asks on a terminal.
+fn confirm_undo(ui: &Ui, plan: &engine::UndoPlan, yes: bool) -> Result<(), engine::Failure> {
+    let version = plan.version.as_deref().map_or_else(String::new, |v| format!(", {v}"));
+    if !(yes && ui.quiet) {
+        let mut text = format!(
+            "Undoing run `{}` (started {}{version}) undoes its completed steps, newest first:\n",
+            plan.run_id, plan.started_at
+        );
+        for line in &plan.steps {
+            text.push_str(&format!("  - {line}\n"));
+        }
+        if !plan.finally.is_empty() {
+            let names: Vec<String> = plan.finally.iter().map(|f| format!("`{f}`")).collect();
+            text.push_str(&format!("then the `finally` steps run again: {}\n", names.join(", ")));
+        }
+        ui.stderr(&text);
+    }
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(engine::Failure::new(
+            Exit::Invalid,
+            format!(
+                "undoing the finished run `{}` needs a person's yes, and there is no terminal to ask on",
+                plan.run_id
+            ),
+        )
+        .help("nothing was changed; read what it will undo above, then pass `--yes`"));
+    }
+    match engine::ask(&format!("Undo run `{}`? [y/N] ", plan.run_id)) {
+        engine::Answer::Yes => Ok(()),
+        engine::Answer::No => {
+            Err(engine::Failure::new(Exit::Invalid, format!("run `{}` was not undone: not confirmed", plan.run_id))
+                .help("nothing was changed"))
+        }
+        engine::Answer::Interrupted => {
+            Err(engine::interrupted_before(process::signals::pending().map_or("SIGINT", process::signals::name)))
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 //! of a fleet, `parallel` at a time), and the next step starts when it has
 //! finished on all of them. Every transition is appended to the journal
 //! (fsynced) before the engine moves on; reporters only hear events. `run`
-//! starts a run, `resume` continues an unfinished one from its journal,
-//! `rollback` undoes what a run did.
+//! starts a run (choosing a version, or held to a saved plan: `Binding`),
+//! `resume` continues an unfinished one from its journal, `rollback` undoes
+//! what a run did, and `undo` does so for a run that had finished (an `undo`
+//! record opens a new pass of the same journal).
 //!
 //! Every decision (what is left to run, what to undo, which `finally` steps
 //! still owe a run) is read from the run's journal state, the same for a
@@ -82,7 +84,7 @@ fn io_failure(what: &str, error: &std::io::Error) -> Failure {
     Failure::new(Exit::RollbackIncomplete, format!("{what}: {}", crate::document::io_reason(error)))
 }
 
-fn selection_of(saved: &SavedSelection) -> Result<Selection, String> {
+pub(crate) fn selection_of(saved: &SavedSelection) -> Result<Selection, String> {
     let scheme = saved.scheme;
     let change = match saved.change.as_str() {
         "major" => "major",
@@ -142,7 +144,7 @@ fn plan_failure(error: plan::PlanError) -> Failure {
 }
 
 /// A signal arrived before the journal existed: nothing changed, nothing to resume.
-fn interrupted_before(signal: &str) -> Failure {
+pub(crate) fn interrupted_before(signal: &str) -> Failure {
     Failure::new(Exit::Interrupted, format!("interrupted by {signal} before anything changed"))
         .help("nothing was changed and there is nothing to resume")
 }
@@ -154,11 +156,21 @@ fn check_signal() -> Result<(), Failure> {
     }
 }
 
+/// What `run` binds the playbook to: a version chosen now, or a reviewed plan.
+pub(crate) enum Binding<'a> {
+    /// Select a version now (`--to` and friends).
+    Fresh(&'a SelectionArgs),
+    /// Run exactly a saved plan (`run --plan FILE`).
+    Saved { plan: &'a crate::saved::SavedPlan, file: &'a Path },
+}
+
 /// `run`: lock, secrets, hosts, version, readiness, window, header, steps.
+/// With a saved plan: no version is selected; what the plan recorded is
+/// re-probed and every difference refuses the run before anything changes.
 pub(crate) fn run(
     playbook: &Playbook,
     state_dir: &Path,
-    selection: &SelectionArgs,
+    binding: &Binding<'_>,
     options: &RunOptions,
     reporter: &mut dyn Reporter,
     now: Option<jiff::Timestamp>,
@@ -167,6 +179,19 @@ pub(crate) fn run(
     // lock", not whatever the first run's half-done changes make its checks say.
     signals::install();
     let _lock = take_lock(state_dir, "run")?;
+    if let Binding::Saved { plan: saved, file } = binding
+        && let Some((run_id, journal)) =
+            crate::runs::applied_by(state_dir, (&playbook.name, playbook.environment.as_deref()), &saved.id)
+    {
+        return Err(Failure::new(
+            Exit::Locked,
+            format!("plan `{}` (`{}`) was applied already, by run `{run_id}`", saved.id, file.display()),
+        )
+        .help(format!(
+            "a plan runs once: `upshift status` shows how that run went (journal `{}`); make a new plan with `upshift plan … --out FILE`",
+            journal.display()
+        )));
+    }
     let (unfinished, unreadable) =
         crate::runs::unfinished_runs(state_dir, Some((&playbook.name, playbook.environment.as_deref())));
     if let Some(damaged) = unreadable.iter().find(|u| u.run_id.is_some()) {
@@ -203,15 +228,52 @@ pub(crate) fn run(
     let targets = connect(playbook)?;
     lock_hosts(&targets, None, options)?;
     check_signal()?;
-    let plan_options = PlanOptions {
-        selection: selection.clone(),
-        execute: true,
-        execute_read_only: false,
-        now,
-        secrets: Some(secret_values.clone()),
+    let plan_options = match binding {
+        Binding::Fresh(selection) => PlanOptions {
+            selection: (*selection).clone(),
+            execute: true,
+            execute_read_only: false,
+            now,
+            secrets: Some(secret_values.clone()),
+            recorded: None,
+        },
+        // As `plan` made it: read-only steps run, so guards on their output
+        // are decided as the plan decided them.
+        Binding::Saved { plan: saved, .. } => PlanOptions {
+            selection: SelectionArgs::default(),
+            execute: true,
+            execute_read_only: true,
+            now,
+            secrets: Some(secret_values.clone()),
+            recorded: saved.selection().map_err(|why| {
+                Failure::new(Exit::Invalid, format!("the plan's version choice does not parse: {why}"))
+            })?,
+        },
     };
     let plan = plan::plan(playbook, &plan_options, &targets).map_err(plan_failure)?;
     check_signal()?;
+    let mut notes = Vec::new();
+    let mut plan_ref = None;
+    if let Binding::Saved { plan: saved, file } = binding {
+        let review = crate::saved::compare(saved, playbook, &plan, &targets, now.unwrap_or_else(jiff::Timestamp::now));
+        if !review.differences.is_empty() {
+            let count = review.differences.len();
+            let mut details = review.differences;
+            details.extend(review.notes.iter().map(|n| format!("note: {n}")));
+            return Err(Failure::new(
+                Exit::NotReady,
+                format!(
+                    "plan `{}` no longer matches: {count} difference{}",
+                    saved.id,
+                    if count == 1 { "" } else { "s" }
+                ),
+            )
+            .details(details)
+            .help("nothing was changed; make a new plan, review it, and run that one"));
+        }
+        notes = review.notes;
+        plan_ref = Some(saved.reviewed(file));
+    }
     if plan.up_to_date {
         // Nothing to do: no steps, no journal.
         let version = plan.version.as_ref().map_or("", |v| v.current.as_str());
@@ -239,6 +301,15 @@ pub(crate) fn run(
         .details(failed)
         .help("nothing was changed"));
     }
+    let mut pauses: Vec<(String, bool)> = Vec::new();
+    for step in plan.steps.iter().chain(&plan.finally) {
+        let groups = std::iter::once(step).chain(&step.per_host);
+        let statuses: Vec<Status> = groups.map(|g| g.status).collect();
+        if matches!(step.action, PlannedAction::Pause { .. }) && statuses.iter().any(|s| *s != Status::Skipped) {
+            pauses.push((step.id.clone(), !statuses.contains(&Status::WillRun)));
+        }
+    }
+    approvals(playbook, &pauses, options)?;
     let mut window_note = None;
     if let Some(verdict) = &plan.window
         && !verdict.open
@@ -278,6 +349,7 @@ pub(crate) fn run(
         window: window_note.clone(),
         boot_id: crate::process::boot_id(),
         host_vars: host_vars(playbook),
+        plan: plan_ref.clone(),
     };
     // The last moment to stop with nothing changed.
     check_signal()?;
@@ -289,6 +361,9 @@ pub(crate) fn run(
 
     let contexts = Engine::contexts(playbook, &secret_values, plan.selection.as_ref(), (&run_id, &started_at));
     let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
+    if let Some(plan_ref) = &plan_ref {
+        engine.reviewed = Some(Reviewed::new(playbook, plan.selection.as_ref(), plan_ref, &engine.record));
+    }
     engine.report(&Event::RunStarted {
         run_id: &run_id,
         playbook: &playbook.name,
@@ -297,10 +372,173 @@ pub(crate) fn run(
         resumed: false,
         journal: &path.display().to_string(),
     });
+    if let Binding::Saved { plan: saved, .. } = binding {
+        engine.notice(
+            "note",
+            &format!(
+                "running the reviewed plan `{}` (made {}, valid until {})",
+                saved.id, saved.created_at, saved.expires_at
+            ),
+        );
+    }
+    for note in &notes {
+        engine.notice("note", note);
+    }
     if let Some(note) = &window_note {
         engine.notice("warning", note);
     }
     engine.forward()
+}
+
+/// Refuses, before anything changes, a run that will (or may) reach a
+/// `pause` step no one can answer: no terminal, and neither `--yes` nor
+/// `--approve ID`. `pauses` are (id, decided at run time).
+fn approvals(playbook: &Playbook, pauses: &[(String, bool)], options: &RunOptions) -> Result<(), Failure> {
+    let known: Vec<&str> = playbook
+        .steps
+        .iter()
+        .chain(&playbook.finally)
+        .filter(|s| matches!(s.action, Action::Pause(_)))
+        .map(|s| s.id.as_str())
+        .collect();
+    let unknown: Vec<&str> = options.approve.iter().map(String::as_str).filter(|a| !known.contains(a)).collect();
+    if let Some(first) = unknown.first() {
+        let message = match unknown.as_slice() {
+            [one] => format!("`--approve {one}`: no `pause` step has this id"),
+            many => format!("`--approve`: no `pause` step has the ids {}", ids_list(many)),
+        };
+        let help = match crate::diagnostic::did_you_mean(first, known.iter().copied()) {
+            Some(close) => format!("did you mean `{close}`? nothing was changed"),
+            None if known.is_empty() => "this playbook has no `pause` step; nothing was changed".to_owned(),
+            None => format!("its `pause` steps: {}; nothing was changed", ids_list(&known)),
+        };
+        return Err(Failure::new(Exit::Invalid, message).help(help));
+    }
+    use std::io::IsTerminal;
+    if options.yes || std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let unanswered: Vec<String> = pauses
+        .iter()
+        .filter(|(id, _)| !options.approve.contains(id))
+        .map(
+            |(id, may)| {
+                if *may { format!("`{id}` (may run: its guard is decided at run time)") } else { format!("`{id}`") }
+            },
+        )
+        .collect();
+    if unanswered.is_empty() {
+        return Ok(());
+    }
+    let first = pauses.iter().find(|(id, _)| !options.approve.contains(id)).map_or("", |(id, _)| id.as_str());
+    Err(Failure::new(
+        Exit::Invalid,
+        format!(
+            "this run reaches {} that need{} a person's yes, and there is no terminal to ask on",
+            if unanswered.len() == 1 { "a `pause` step" } else { "`pause` steps" },
+            if unanswered.len() == 1 { "s" } else { "" }
+        ),
+    )
+    .details(unanswered)
+    .help(format!(
+        "nothing was changed; approve now with `--approve {first}` (repeat for each) or `--yes` for every pause"
+    )))
+}
+
+fn ids_list(ids: &[&str]) -> String {
+    ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// A run held to a reviewed plan: each (step, target), before it starts,
+/// must render as the plan rendered it, in a context that knows what the
+/// plan knew.
+struct Reviewed {
+    /// By (phase, step, target).
+    steps: std::collections::HashMap<(Phase, String, String), journal::ReviewedStep>,
+    /// Per target, as the plan saw the run: `<run id>`, first tries, the
+    /// outputs of the read-only steps it ran, `<steps.ID…>` for what only the run knows.
+    contexts: IndexMap<String, Context>,
+}
+
+impl Reviewed {
+    fn new(
+        playbook: &Playbook,
+        selection: Option<&Selection>,
+        plan: &journal::PlanRef,
+        record: &RunRecord,
+    ) -> Reviewed {
+        let contexts = playbook
+            .target_names()
+            .into_iter()
+            .map(|target| {
+                let context = Context::on(playbook, &target, selection, None, ("<run id>", "<run start>"));
+                (target, context)
+            })
+            .collect();
+        let steps = plan
+            .steps
+            .iter()
+            .map(|s| ((s.phase, s.id.clone(), s.host.clone().unwrap_or_else(|| LOCAL.to_owned())), s.clone()))
+            .collect();
+        let mut reviewed = Reviewed { steps, contexts };
+        for state in record.steps.values().filter(|s| matches!(s.phase, Phase::Step | Phase::Finally)) {
+            if let Some(outcome) = state.outcome {
+                let result = StepResult {
+                    stdout: state.stdout.clone(),
+                    exit_code: state.exit_code,
+                    skipped: outcome == Outcome::Skipped,
+                };
+                let sole = step_targets(playbook, state.phase, &state.step).is_none_or(|t| t.len() == 1);
+                reviewed.learn(state.phase, &state.step, &state.target, sole, &result);
+            }
+        }
+        reviewed
+    }
+
+    /// Takes a (step, target)'s result into the plan's view: what the plan
+    /// knew, it learns; the rest stays unknown. `sole`: the step runs on one
+    /// target, and every target reads its result.
+    fn learn(&mut self, phase: Phase, id: &str, target: &str, sole: bool, result: &StepResult) {
+        let reviewed = self.steps.get(&(phase, id.to_owned(), target.to_owned()));
+        for (name, context) in self.contexts.iter_mut() {
+            if name != target && !sole {
+                continue;
+            }
+            match reviewed {
+                Some(step) if step.known => context.set_step(id, result),
+                Some(step) if step.status == "skipped" => {
+                    context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
+                }
+                _ => context.set_step_unknown(id),
+            }
+        }
+    }
+
+    /// Why this (step, target) may not start as the reviewed plan's, if it may not.
+    fn differs(&mut self, step: &Step, phase: Phase, target: &str, transport: &dyn Transport) -> Option<String> {
+        let id = step.id.as_str();
+        let on = if target == LOCAL { String::new() } else { format!(" on `{target}`") };
+        let Some(reviewed) = self.steps.get(&(phase, id.to_owned(), target.to_owned())) else {
+            return Some(format!("`{id}`{on} is not in the reviewed plan"));
+        };
+        if reviewed.status == "skipped" {
+            return Some(format!("`{id}`{on} would run, and the reviewed plan skipped it"));
+        }
+        let Some(context) = self.contexts.get_mut(target) else {
+            return Some(format!("`{id}`{on}: `{target}` is not a target of the reviewed plan"));
+        };
+        context.set_current_step(StepInfo { id: id.to_owned(), attempt: 1, interrupted: false });
+        match plan::describe_step(step, context, transport, false) {
+            Ok(planned) if planned.fingerprint == reviewed.fingerprint => None,
+            Ok(planned) => Some(format!(
+                "`{id}`{on} renders differently than in the reviewed plan (fingerprint {} → {}); it was not run",
+                reviewed.fingerprint, planned.fingerprint
+            )),
+            Err(error) => {
+                Some(format!("`{id}`{on} cannot be rendered as the plan saw it: {}", render_failure(error).message))
+            }
+        }
+    }
 }
 
 /// Connects to the playbook's hosts; a host that cannot be used is a
@@ -435,7 +673,9 @@ fn tolerated(playbook: &Playbook) -> usize {
 /// Is this run undoing itself? A rollback began, or more hosts failed than
 /// the fleet tolerates.
 fn rolling_back(playbook: &Playbook, record: &RunRecord) -> bool {
-    record.phase(Phase::Rollback).next().is_some() || failed_targets(playbook, record).len() > tolerated(playbook)
+    record.undo
+        || record.phase(Phase::Rollback).next().is_some()
+        || failed_targets(playbook, record).len() > tolerated(playbook)
 }
 
 /// `resume`: continues an unfinished run from its journal.
@@ -456,7 +696,11 @@ pub(crate) fn resume(
     if rolling_back(playbook, &record) {
         reporter.event(&Event::Notice {
             level: "warning",
-            message: "this run failed and was being rolled back: finishing the rollback",
+            message: if record.undo {
+                "this run was being undone: finishing the undo"
+            } else {
+                "this run failed and was being rolled back: finishing the rollback"
+            },
         });
         return rollback(playbook, record, state_dir, options, reporter);
     }
@@ -497,6 +741,31 @@ pub(crate) fn resume(
 
     // Steps the crash or signal stopped: run them again, take them as done, or ask.
     let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Step, Phase::Finally])?;
+    // The `pause` steps still ahead, asked for before anything runs again.
+    let mut pauses = Vec::new();
+    for (phase, steps) in [(Phase::Step, &playbook.steps), (Phase::Finally, &playbook.finally)] {
+        for step in steps.iter().filter(|s| matches!(s.action, Action::Pause(_))) {
+            for target in &step.targets {
+                let done = record
+                    .steps
+                    .get(&(phase, step.id.as_str().to_owned(), target.clone()))
+                    .is_some_and(|s| s.outcome.is_some());
+                let (Some((shown, _)), Some(transport)) = (contexts.get(target), targets.get(target)) else {
+                    continue;
+                };
+                match plan::describe_step(step, shown, transport, false).map(|p| p.status) {
+                    _ if done => {}
+                    Ok(Status::Skipped) => {}
+                    Ok(Status::WillRun) => pauses.push((step.id.as_str().to_owned(), false)),
+                    _ => pauses.push((step.id.as_str().to_owned(), true)),
+                }
+            }
+        }
+    }
+    pauses.dedup();
+    approvals(playbook, &pauses, options)?;
+    let selection = record.header.selection.as_ref().and_then(|s| selection_of(s).ok());
+    let reviewed = record.header.plan.as_ref().map(|p| Reviewed::new(playbook, selection.as_ref(), p, &record));
 
     let torn = record.torn;
     let path = record.path.clone();
@@ -504,6 +773,7 @@ pub(crate) fn resume(
     let version = record.header.selection.as_ref().map(|s| s.target.clone());
     let in_finally = record.phase(Phase::Finally).next().is_some();
     let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
+    engine.reviewed = reviewed;
     engine.report(&Event::RunStarted {
         run_id: &run_id,
         playbook: &playbook.name,
@@ -749,11 +1019,98 @@ pub(crate) fn rollback(
     // `finally` step still owes its run, which the operator may have to settle.
     let interrupted = interrupted_to_settle(playbook, &record, options, &[Phase::Finally])?;
     let run_id = record.header.run_id.clone();
+    // The `finally` steps of a reviewed plan's run are held to it; an undo's are not.
+    let reviewed = record.header.plan.as_ref().filter(|_| !record.undo).map(|plan| {
+        let selection = record.header.selection.as_ref().and_then(|s| selection_of(s).ok());
+        Reviewed::new(playbook, selection.as_ref(), plan, &record)
+    });
     let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
+    engine.reviewed = reviewed;
     engine.report(&Event::Notice { level: "note", message: &format!("rolling back run `{run_id}`") });
     for state in &interrupted {
         engine.settle(state)?;
     }
+    engine.rollback_and_finish(None)
+}
+
+/// What undoing a finished run will do, shown before the operator confirms.
+#[derive(Debug)]
+pub(crate) struct UndoPlan {
+    pub(crate) run_id: String,
+    /// `1.0.0 → 1.1.0`, when the run chose a version.
+    pub(crate) version: Option<String>,
+    pub(crate) started_at: String,
+    /// One line per (step, target) to undo, newest first.
+    pub(crate) steps: Vec<String>,
+    /// The `finally` steps that run again afterwards.
+    pub(crate) finally: Vec<String>,
+}
+
+/// `rollback --run ID` (and a bare `rollback` after a success): undoes a
+/// finished run's completed steps, newest first, with the same journal,
+/// snapshots and rollback rules as a failed run, then runs `finally` again.
+/// Refuses, before changing anything, when a snapshot it needs is gone or a
+/// later run of the playbook changed the same files; `confirm` sees what it
+/// will do and says whether to go on.
+pub(crate) fn undo(
+    playbook: &mut Playbook,
+    record: RunRecord,
+    state_dir: &Path,
+    options: &RunOptions,
+    reporter: &mut dyn Reporter,
+    confirm: &mut dyn FnMut(&UndoPlan) -> Result<(), Failure>,
+) -> Result<Exit, Failure> {
+    let Reopened { record, journal, contexts, secrets: secret_values, targets, _lock } =
+        reopen(playbook, &record, state_dir, "rollback", options)?;
+    let run_id = record.header.run_id.clone();
+    // As the journal says now, under the lock.
+    match &record.end {
+        _ if record.undo && !record.unfinished() => {
+            return Err(Failure::new(Exit::Invalid, format!("run `{run_id}` was undone already"))
+                .help("`upshift status` shows how it ended"));
+        }
+        Some((RunOutcome::Succeeded | RunOutcome::FinallyFailed, _)) if !rolling_back(playbook, &record) => {}
+        Some((RunOutcome::Succeeded | RunOutcome::FinallyFailed | RunOutcome::RolledBack, _)) => {
+            return Err(Failure::new(
+                Exit::Invalid,
+                format!("run `{run_id}` failed and was rolled back: there is nothing to undo"),
+            ));
+        }
+        _ => {
+            return Err(Failure::new(Exit::Invalid, format!("run `{run_id}` is unfinished"))
+                .help("`upshift rollback` (without `--run`) undoes it, `upshift resume` continues it"));
+        }
+    }
+    let (unfinished, _) =
+        crate::runs::unfinished_runs(state_dir, Some((&record.header.playbook, record.header.environment.as_deref())));
+    if let Some(other) = unfinished.last() {
+        return Err(Failure::new(
+            Exit::Locked,
+            format!("run `{}` of this playbook is unfinished ({})", other.header.run_id, other.describe()),
+        )
+        .help("finish it first: `upshift resume` continues it, `upshift rollback` undoes it"));
+    }
+    let mut engine = Engine::new(playbook, &targets, reporter, journal, record, contexts, &secret_values, options);
+    let problems = engine.undo_problems(state_dir);
+    if !problems.is_empty() {
+        return Err(Failure::new(Exit::NotReady, format!("run `{run_id}` cannot be undone"))
+            .details(problems)
+            .help("nothing was changed"));
+    }
+    let summary = engine.undo_plan()?;
+    confirm(&summary)?;
+    check_signal()?;
+    engine.append(&Record::Undo { pid: std::process::id(), user: crate::lock::user(), at: journal::now() })?;
+    // Unfinished again: its hosts carry its marker until the undo ends.
+    mark_hosts(&targets, &engine.record)?;
+    let count = engine.to_undo().len();
+    engine.notice(
+        "note",
+        &format!(
+            "undoing run `{run_id}`: {count} completed step{}, newest first, then `finally`",
+            if count == 1 { "" } else { "s" }
+        ),
+    );
     engine.rollback_and_finish(None)
 }
 
@@ -780,6 +1137,8 @@ struct Engine<'a> {
     run_id: String,
     /// In a fleet: events and messages name hosts.
     fleet: bool,
+    /// The reviewed plan this run is held to (`run --plan`).
+    reviewed: Option<Reviewed>,
 }
 
 fn finished(
@@ -908,6 +1267,7 @@ impl<'a> Engine<'a> {
             options,
             run_id,
             fleet: playbook.inventory.is_some(),
+            reviewed: None,
         }
     }
 
@@ -1005,6 +1365,9 @@ impl<'a> Engine<'a> {
                 shown.set_step(id, result);
                 exec.set_step(id, result);
             }
+        }
+        if let Some(reviewed) = &mut self.reviewed {
+            reviewed.learn(phase, id, target, sole, result);
         }
     }
 
@@ -1144,6 +1507,8 @@ impl<'a> Engine<'a> {
     }
 
     fn end(&mut self, outcome: RunOutcome, mut left: Vec<String>, exit: Exit) -> Result<Exit, Failure> {
+        // Undoing a finished run was asked for: rolled back is its success.
+        let exit = if self.record.undo && exit == Exit::StepFailed { Exit::Success } else { exit };
         if outcome != RunOutcome::RollbackIncomplete {
             // The run is over: its markers go from the hosts, copies of secret-holding files too.
             for (name, transport) in self.targets.hosts() {
@@ -1256,6 +1621,38 @@ impl<'a> Engine<'a> {
                     ));
                 }
                 Status::WillRun => {}
+            }
+            if let Some(why) = self.reviewed.as_mut().and_then(|r| r.differs(step, phase, target, transport)) {
+                // Not what was reviewed: it does not run, and the run stops as after a failure.
+                self.append(&finished(
+                    id,
+                    phase,
+                    Outcome::Failed,
+                    Some(why.clone()),
+                    &Output::default(),
+                    &self.masker,
+                    target,
+                ))?;
+                self.set_result(
+                    phase,
+                    id,
+                    target,
+                    &StepResult { stdout: String::new(), exit_code: None, skipped: false },
+                );
+                let host = self.host(target);
+                self.report(&Event::StepFinished {
+                    step: id,
+                    host,
+                    phase,
+                    outcome: Outcome::Failed,
+                    reason: Some(&why),
+                    exit_code: None,
+                    duration_ms: 0,
+                });
+                if phase == Phase::Finally {
+                    continue;
+                }
+                return Ok(Ended::Failed(id.to_owned()));
             }
             jobs.push(Job {
                 target: target.clone(),
@@ -1739,6 +2136,91 @@ impl<'a> Engine<'a> {
         Ok(Ok(left))
     }
 
+    /// What would stop an undo of this finished run: a step it must undo
+    /// that the playbook no longer has, a snapshot it needs that is gone, a
+    /// file a later run (not rolled back) changed again.
+    fn undo_problems(&self, state_dir: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
+        for state in self.to_undo() {
+            let id = &state.step;
+            let on = self.on(&state.target);
+            let Some(step) = self.playbook.steps.iter().find(|s| s.id.as_str() == *id) else {
+                problems.push(format!("`{id}` is no longer in the playbook: how to undo it is unknown"));
+                continue;
+            };
+            let key = snapshot_key(id, &state.target);
+            if (matches!(step.rollback, Rollback::Restore) || self.snapshots.has(&key))
+                && let Some(why) = self.snapshots.missing(&key, self.targets)
+            {
+                problems.push(format!("`{id}`{on}: {why}"));
+            }
+        }
+        let mine = self.snapshots.files();
+        for later in crate::runs::later_runs(state_dir, &self.record) {
+            if matches!(later.end, Some((RunOutcome::RolledBack, _))) {
+                continue;
+            }
+            let theirs = Snapshots::new(later.path.with_extension("files"), &later.header.run_id).files();
+            for mine in &mine {
+                if let Some(other) = theirs.iter().find(|t| t.target == mine.target && t.path == mine.path) {
+                    problems.push(format!(
+                        "`{}`{} (step `{}`) was changed again by the later run `{}` (step `{}`): undo that run first",
+                        crate::diagnostic::display_path(&mine.path),
+                        self.on(&mine.target),
+                        mine.step,
+                        later.header.run_id,
+                        other.step
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// What an undo will do, in words, newest first.
+    fn undo_plan(&mut self) -> Result<UndoPlan, Failure> {
+        let mut steps = Vec::new();
+        for state in self.to_undo() {
+            let id = state.step.clone();
+            let target = state.target.clone();
+            let on = self.on(&target);
+            let Some(step) = self.playbook.steps.iter().find(|s| s.id.as_str() == id) else { continue };
+            if let Some(path) = self.snapshots.file(&snapshot_key(&id, &target)) {
+                steps.push(format!(
+                    "`{id}`{on}: restore `{}` from its snapshot",
+                    crate::diagnostic::display_path(&path)
+                ));
+                continue;
+            }
+            steps.push(match &step.rollback {
+                Rollback::Nothing => format!("`{id}`{on}: nothing to undo (it has no rollback)"),
+                Rollback::Irreversible => format!(
+                    "`{id}`{on}: cannot be undone (rollback = false); an earlier step's rollback restores what it changed"
+                ),
+                Rollback::Restore => format!("`{id}`{on}: restore its file from the snapshot"),
+                Rollback::Action { action, guard, .. } => {
+                    self.set_try(&target, &id, 1, false);
+                    let shown = self.context(&target)?.0.value(step.scope.as_ref()).map_err(render_failure)?;
+                    let text =
+                        describe_action(&plan::render_action(action, &shown, false, None).map_err(render_failure)?);
+                    let mut lines = text.lines();
+                    let first = lines.next().unwrap_or("");
+                    let more = if lines.next().is_some() { " …" } else { "" };
+                    let when = guard.as_ref().map_or_else(String::new, |g| format!(" (when `{}`)", g.source));
+                    format!("`{id}`{on}: {first}{more}{when}")
+                }
+            });
+        }
+        let header = &self.record.header;
+        Ok(UndoPlan {
+            run_id: header.run_id.clone(),
+            version: header.selection.as_ref().map(|s| format!("{} → {}", s.current, s.target)),
+            started_at: header.started_at.clone(),
+            steps,
+            finally: self.playbook.finally.iter().map(|s| s.id.as_str().to_owned()).collect(),
+        })
+    }
+
     fn rollback_job(&self, step: &'a Step, target: &str, action: String) -> Job<'a> {
         Job {
             target: target.to_owned(),
@@ -1944,24 +2426,44 @@ impl Engine<'_> {
                 "`{id}` needs a person's yes and there is no terminal: pass `--approve {id}` or `--yes`"
             ));
         }
-        say(&format!("\n{message}\n\nContinue with `{id}`? [y/N] "));
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        loop {
-            if signals::pending().is_some() {
-                say("\n");
-                return Err("interrupted".to_owned());
-            }
-            match receiver.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => return Ok(()),
-                Ok(_) => return Err(format!("`{id}` was not approved")),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(format!("`{id}` was not approved")),
-            }
+        // Reporters put away what they draw (a spinner would draw over the question).
+        self.report(&Event::Waiting { step: id, message });
+        match ask(&format!("\n{message}\n\nContinue with `{id}`? [y/N] ")) {
+            Answer::Yes => Ok(()),
+            Answer::No => Err(format!("`{id}` was not approved")),
+            Answer::Interrupted => Err("interrupted".to_owned()),
+        }
+    }
+}
+
+/// A person's answer to a yes/no question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Yes,
+    No,
+    /// A signal arrived while waiting.
+    Interrupted,
+}
+
+/// Asks a question on the terminal (stderr) and waits for a line on stdin;
+/// `y` or `yes` is yes. A signal (once `signals::install` ran) stops the wait.
+pub(crate) fn ask(question: &str) -> Answer {
+    say(question);
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    loop {
+        if signals::pending().is_some() {
+            say("\n");
+            return Answer::Interrupted;
+        }
+        match receiver.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => return Answer::Yes,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => return Answer::No,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
 }

@@ -55,6 +55,11 @@ pub(crate) enum Event<'a> {
         level: &'static str,
         message: &'a str,
     },
+    /// A `pause` step waits for a person's answer on the terminal.
+    Waiting {
+        step: &'a str,
+        message: &'a str,
+    },
     /// `run` found the current version already selected: nothing ran.
     UpToDate {
         playbook: &'a str,
@@ -229,6 +234,11 @@ impl Reporter for TextReporter {
             Event::Notice { level, message } => {
                 let style = if *level == "error" { RED } else { YELLOW };
                 self.line(level, message, style);
+            }
+            Event::Waiting { step, .. } => {
+                // The question comes next, on the terminal: nothing may draw over it.
+                self.finish_all();
+                self.line("Waiting", &format!("{step}: a person's yes"), CYAN);
             }
             Event::UpToDate { playbook, environment, version } => {
                 let env = environment.map_or_else(String::new, |e| format!(" on `{e}`"));

@@ -204,6 +204,18 @@ struct Meta {
     /// Where the file is: `local`, or a host of the fleet.
     #[serde(default = "local")]
     target: String,
+    /// The snapshot's key (`STEP` or `STEP@HOST`); file names may shorten it.
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// A file a run's snapshot is of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SnapshotFile {
+    /// The step that took it.
+    pub(crate) step: String,
+    pub(crate) target: String,
+    pub(crate) path: PathBuf,
 }
 
 fn local() -> String {
@@ -270,7 +282,7 @@ impl Snapshots {
                 write_atomic(&self.content_path(key), &content, 0o600)?;
             }
         }
-        let meta = Meta { file, beside, target: transport.name().to_owned() };
+        let meta = Meta { file, beside, target: transport.name().to_owned(), key: Some(key.to_owned()) };
         write_atomic(&self.meta_path(key), &serde_json::to_vec(&meta).map_err(std::io::Error::other)?, 0o600)
     }
 
@@ -292,6 +304,69 @@ impl Snapshots {
             transport.remove_file(&path.to_string_lossy())?;
         }
         Ok(path)
+    }
+
+    fn meta(&self, key: &str) -> std::io::Result<Meta> {
+        serde_json::from_slice(&read_private(&self.meta_path(key))?).map_err(std::io::Error::other)
+    }
+
+    /// The file this key's snapshot is of.
+    pub(crate) fn file(&self, key: &str) -> Option<PathBuf> {
+        self.meta(key).ok().map(|meta| meta.file.path)
+    }
+
+    /// Why this key's snapshot could not be restored, if it could not: gone,
+    /// unreadable, or (for a file that held a secret) its copy removed when
+    /// the run ended (looked for on its target).
+    pub(crate) fn missing(&self, key: &str, targets: &crate::transport::Targets) -> Option<String> {
+        let meta = match self.meta(key) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Some("it has no snapshot".to_owned()),
+            Err(error) => return Some(format!("its snapshot cannot be read: {}", crate::document::io_reason(&error))),
+        };
+        let shown = meta.file.path.display();
+        if !meta.file.existed {
+            return None;
+        }
+        match &meta.beside {
+            Some(copy) => {
+                let exists = match targets.get(&meta.target) {
+                    Some(transport) => transport.exists(&copy.to_string_lossy()),
+                    None => {
+                        return Some(format!("`{}` is no longer a host: its snapshot cannot be restored", meta.target));
+                    }
+                };
+                match exists {
+                    Ok(true) => None,
+                    Ok(false) => Some(format!(
+                        "the snapshot of `{shown}` is gone: the file held a secret, so its copy was removed when the run ended"
+                    )),
+                    Err(error) => Some(format!(
+                        "the snapshot of `{shown}` cannot be looked at: {}",
+                        crate::document::io_reason(&error)
+                    )),
+                }
+            }
+            None if !self.content_path(key).is_file() => Some(format!("the snapshot of `{shown}` is gone")),
+            None => None,
+        }
+    }
+
+    /// Every file this run's snapshots are of: where, and the step that took each.
+    pub(crate) fn files(&self) -> Vec<SnapshotFile> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".meta.json") else { continue };
+            let Ok(bytes) = read_private(&entry.path()) else { continue };
+            if let Ok(meta) = serde_json::from_slice::<Meta>(&bytes) {
+                let key = meta.key.unwrap_or_else(|| stem.to_owned());
+                let step = key.split('@').next().unwrap_or_default().to_owned();
+                files.push(SnapshotFile { step, target: meta.target, path: meta.file.path });
+            }
+        }
+        files.sort();
+        files
     }
 
     /// Removes the copies kept beside files (they hold secrets): the run ended.

@@ -85,6 +85,34 @@ pub(crate) struct Header {
     /// In a fleet: each host's variables (its own values included), by host.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub(crate) host_vars: IndexMap<String, IndexMap<String, serde_json::Value>>,
+    /// The saved plan this run executes (`run --plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan: Option<PlanRef>,
+}
+
+/// The saved plan a run executes: enough to check every step against it,
+/// also after a crash, without the plan file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct PlanRef {
+    pub(crate) id: String,
+    /// The plan file, as `run --plan` was given it (absolute).
+    pub(crate) file: PathBuf,
+    pub(crate) steps: Vec<ReviewedStep>,
+}
+
+/// One step as the reviewed plan rendered it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ReviewedStep {
+    pub(crate) phase: Phase,
+    pub(crate) id: String,
+    /// `will-run`, `skipped` or `decided-at-run-time`.
+    pub(crate) status: String,
+    pub(crate) fingerprint: String,
+    /// The plan knew its result (a read-only step it ran).
+    pub(crate) known: bool,
+    /// In a fleet: the target this rendering is for (none: this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +161,13 @@ pub(crate) enum Record {
     Resumed {
         pid: u32,
         accepted_changes: Vec<String>,
+        at: String,
+    },
+    /// `rollback --run`: a finished run is being undone. The run is
+    /// unfinished again until its next `end`; `finally` runs again.
+    Undo {
+        pid: u32,
+        user: String,
         at: String,
     },
     End {

@@ -25,6 +25,7 @@ mod raw;
 mod readiness;
 mod report;
 mod runs;
+mod saved;
 mod schema;
 mod secrets;
 mod select;
@@ -38,7 +39,7 @@ mod version;
 mod window;
 
 pub use check::{Inputs, load};
-pub use cli::{Cli, ColorChoice, Command, Format};
+pub use cli::{Cli, ColorChoice, Command, Format, RunArgs};
 pub use diagnostic::Diagnostic;
 pub use playbook::Playbook;
 pub use schema::{environment_schema, playbook_schema};
@@ -82,9 +83,9 @@ pub fn run(cli: Cli) -> Exit {
     let ui = ui::Ui::new(&cli.global);
     match cli.command {
         Command::Validate(args) => commands::validate(&ui, &args.playbooks, &commands::inputs(&args.inputs)),
-        Command::Plan(args) => commands::plan(&ui, &args.playbook, &commands::inputs(&args.inputs), &args.selection),
-        Command::Run(args) if args.dry_run => {
-            commands::plan(&ui, &args.playbook, &commands::inputs(&args.inputs), &args.selection)
+        Command::Plan(args) => commands::plan_command(&ui, &args),
+        Command::Run(RunArgs { playbook: Some(playbook), dry_run: true, inputs, selection, .. }) => {
+            commands::plan(&ui, &playbook, &commands::inputs(&inputs), &selection, None)
         }
         Command::Run(args) => commands::run(&ui, &cli.global, &args),
         Command::Resume(args) => commands::resume(&ui, &cli.global, &args),

@@ -41,6 +41,16 @@ pub(crate) struct PlanOptions {
     /// Secret values (`run` only): readiness checks and probes get them; what
     /// is shown stays masked. Without them, a check that needs a secret is not run.
     pub(crate) secrets: Option<std::collections::BTreeMap<String, String>>,
+    /// A version choice made before (a saved plan's): it is bound as it is,
+    /// never made again; the probes still run, and `Plan::probed` says what they read.
+    pub(crate) recorded: Option<Selection>,
+}
+
+/// What the version probes read when the choice was recorded before.
+#[derive(Debug, Clone)]
+pub(crate) struct Probed {
+    pub(crate) current: Result<String, String>,
+    pub(crate) available: Result<Vec<String>, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +80,9 @@ pub(crate) struct Plan {
     /// The version choice itself, for `run` to journal.
     #[serde(skip)]
     pub(crate) selection: Option<Selection>,
+    /// With a recorded choice: what the probes read now.
+    #[serde(skip)]
+    pub(crate) probed: Option<Probed>,
 }
 
 /// A host of the fleet, as the plan shows it.
@@ -124,7 +137,7 @@ pub(crate) struct CheckResult {
 }
 
 /// What will happen to a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Status {
     WillRun,
@@ -239,6 +252,12 @@ fn interrupted() -> Result<(), PlanError> {
 
 impl Planner<'_> {
     fn plan(&self) -> Result<Plan, PlanError> {
+        if let (Some(spec), Some(recorded)) = (&self.playbook.version, &self.options.recorded) {
+            let probed = self.probe(spec)?;
+            let mut plan = self.render(Some(recorded.clone()))?;
+            plan.probed = Some(probed);
+            return Ok(plan);
+        }
         let selection = match &self.playbook.version {
             Some(spec) => Some(self.select(spec)?),
             None => None,
@@ -342,6 +361,7 @@ impl Planner<'_> {
             ready,
             up_to_date: false,
             selection,
+            probed: None,
         })
     }
 
@@ -350,6 +370,27 @@ impl Planner<'_> {
         self.targets.get(target).ok_or_else(|| {
             PlanError::Invalid(vec![Diagnostic::error(format!("internal error: no connection to `{target}`"))])
         })
+    }
+
+    /// Reads the current and available versions, choosing nothing.
+    fn probe(&self, spec: &VersionSpec) -> Result<Probed, PlanError> {
+        let secrets = self.options.secrets.as_ref();
+        let context = Context::on(self.playbook, &spec.on, None, secrets, ("<run id>", "<run start>")).value(None)?;
+        let transport = self.transport(&spec.on)?;
+        let render = |template: &Template| template.render(&context).map_err(|e| e.to_string());
+        let spec_for = |command: &Command, cwd: Option<String>| {
+            command_spec(command, &context, cwd.as_deref(), &[], Some(Duration::from_secs(120)))
+                .map_err(|e| e.to_string())
+        };
+        let probe = |probe: &crate::playbook::Probe| {
+            select::run_probe(probe, transport, &render, &spec_for).map_err(|why| self.masker.mask(&why))
+        };
+        let current = probe(&spec.current)
+            .and_then(|found| found.into_iter().next().ok_or_else(|| "the probe found none".to_owned()));
+        interrupted()?;
+        let available = probe(&spec.available);
+        interrupted()?;
+        Ok(Probed { current, available })
     }
 
     fn select(&self, spec: &VersionSpec) -> Result<Selection, PlanError> {
@@ -747,7 +788,7 @@ pub(crate) fn render_action(
 }
 
 /// The note of a file change whose content holds a secret.
-const HIDDEN: &str = "the new content holds a secret: the file is not shown";
+pub(crate) const HIDDEN: &str = "the new content holds a secret: the file is not shown";
 
 /// Does this file action write a secret into its file? (Rendered with masked
 /// secrets, its content shows a mask.) Such a file's content is never shown,

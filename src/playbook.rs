@@ -62,6 +62,21 @@ pub struct Playbook {
     pub(crate) fingerprint: String,
     /// The environment's hosts; `None`: everything runs on this machine.
     pub(crate) inventory: Option<Inventory>,
+    /// Every file it was read from, each with its own digest (saved plans compare them one by one).
+    pub(crate) sources: Vec<SourceDigest>,
+}
+
+/// One file a playbook was read from: the playbook, an include, an
+/// environment, a var file or a template source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SourceDigest {
+    /// `playbook`, `include`, `environment file`, `var file` or `template source`.
+    pub(crate) kind: String,
+    /// As shown to people (relative to the working directory when possible).
+    pub(crate) file: String,
+    pub(crate) path: PathBuf,
+    /// sha256 of its content, hex.
+    pub(crate) sha256: String,
 }
 
 impl Playbook {

@@ -1,7 +1,8 @@
 //! Runs read back from their journals, for `status`, `resume`, `rollback` and
 //! the check `run` makes for an unfinished run. One pass over a journal
 //! builds where every step stands; finding the unfinished run of a playbook
-//! reads only the last line of each finished run's journal.
+//! reads only the last line of each finished run's journal, and finding the
+//! run that applied a saved plan only the first line (the header).
 //!
 //! This module reads; it never appends (that is the engine's).
 
@@ -61,6 +62,8 @@ pub(crate) struct RunRecord {
     keep_output: bool,
     /// A `resumed` record was seen (for `run.resumed` of later starts).
     resumed: bool,
+    /// An `undo` record was seen: this finished run is being (or was) undone.
+    pub(crate) undo: bool,
 }
 
 impl RunRecord {
@@ -76,6 +79,7 @@ impl RunRecord {
             torn: false,
             keep_output: false,
             resumed: false,
+            undo: false,
         }
     }
 
@@ -156,6 +160,13 @@ impl RunRecord {
             }
             Record::End { outcome, left, .. } => self.end = Some((*outcome, left.clone())),
             Record::Resumed { .. } => self.resumed = true,
+            Record::Undo { .. } => {
+                // A new pass: the run is unfinished until its next end, and
+                // the `finally` steps of the earlier pass are owed again.
+                self.end = None;
+                self.undo = true;
+                self.steps.retain(|key, _| key.0 != Phase::Finally);
+            }
             Record::Run(_) | Record::Interrupted { .. } => {}
         }
     }
@@ -181,8 +192,11 @@ impl RunRecord {
 
     pub(crate) fn describe(&self) -> String {
         match (&self.end, self.stopped_in()) {
+            (Some((RunOutcome::RolledBack, _)), _) if self.undo => "undone".to_owned(),
             (Some((outcome, _)), _) => {
-                serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                let name =
+                    serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                if self.undo { format!("{name} (during its undo)") } else { name }
             }
             (None, Some(state)) => {
                 let phase = match state.phase {
@@ -367,6 +381,76 @@ pub(crate) fn find_unfinished(
     }
 }
 
+/// A journal's first record, its header, read without the rest of the file.
+fn header(path: &Path) -> Option<Header> {
+    use std::io::BufRead;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    match journal::parse_line(&line) {
+        Ok(Record::Run(header)) => Some(*header),
+        _ => None,
+    }
+}
+
+/// The run that applied the saved plan `plan_id`, if one did: its id and
+/// journal. Reads only the first line of each journal of the playbook.
+pub(crate) fn applied_by(state_dir: &Path, playbook: (&str, Option<&str>), plan_id: &str) -> Option<(String, PathBuf)> {
+    journal_paths(&runs_dir(state_dir, playbook.0, playbook.1)).into_iter().find_map(|path| {
+        let header = header(&path)?;
+        (header.plan.as_ref().is_some_and(|p| p.id == plan_id)).then_some((header.run_id, path))
+    })
+}
+
+/// The run with this id, wherever its playbook is.
+pub(crate) fn find_run(state_dir: &Path, run_id: &str) -> Result<RunRecord, Failure> {
+    // Run ids are a timestamp and a number: nothing that could name another path.
+    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Failure::new(Exit::Invalid, format!("`{run_id}` is not a run id"))
+            .help("`upshift status` lists the runs and their ids"));
+    }
+    let name = format!("{run_id}.jsonl");
+    let found = run_dirs(state_dir, None).into_iter().map(|dir| dir.join(&name)).find(|path| path.is_file());
+    match found {
+        Some(path) => read_run(&path),
+        None => {
+            Err(Failure::new(Exit::Invalid, format!("there is no run `{run_id}`"))
+                .help("`upshift status` lists the runs"))
+        }
+    }
+}
+
+/// The newest run of a playbook (or of the whole state dir), read in full;
+/// only its journal is read.
+pub(crate) fn latest_run(
+    state_dir: &Path,
+    playbook: Option<(&str, Option<&str>)>,
+) -> Option<Result<RunRecord, Failure>> {
+    let newest = run_dirs(state_dir, playbook)
+        .into_iter()
+        .flat_map(|dir| journal_paths(&dir))
+        .max_by(|a, b| a.file_name().cmp(&b.file_name()))?;
+    Some(read_run(&newest))
+}
+
+/// The runs of the same playbook and environment that started after `record`, oldest first.
+pub(crate) fn later_runs(state_dir: &Path, record: &RunRecord) -> Vec<RunRecord> {
+    let dir = runs_dir(state_dir, &record.header.playbook, record.header.environment.as_deref());
+    let mut later: Vec<RunRecord> = journal_paths(&dir)
+        .into_iter()
+        .filter(|path| *path != record.path)
+        .filter_map(|path| read_run(&path).ok())
+        .filter(|run| run.header.run_id > record.header.run_id)
+        .collect();
+    later.sort_by(|a, b| a.header.run_id.cmp(&b.header.run_id));
+    later
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +473,7 @@ mod tests {
             window: None,
             boot_id: None,
             host_vars: IndexMap::new(),
+            plan: None,
         }))
     }
 
@@ -443,5 +528,24 @@ mod tests {
         assert_eq!((b.step.as_str(), b.starts, b.process), ("b", 2, None));
         assert!(run.unfinished());
         assert_eq!(run.describe(), "unfinished: stopped during `b`");
+    }
+
+    #[test]
+    fn an_undo_opens_a_new_pass_whose_finally_steps_are_owed_again() {
+        let records = vec![
+            header(),
+            started("a", Phase::Step),
+            finished("a", Phase::Step, Outcome::Ok),
+            started("f", Phase::Finally),
+            finished("f", Phase::Finally, Outcome::Ok),
+            Record::End { outcome: RunOutcome::Succeeded, left: Vec::new(), at: String::new() },
+        ];
+        let mut run = RunRecord::from_records(Path::new("r.jsonl"), records, 0, false).unwrap();
+        assert!(!run.unfinished());
+        run.apply_ref(&Record::Undo { pid: 1, user: "u".into(), at: String::new() });
+        assert!(run.unfinished() && run.undo);
+        assert_eq!(run.describe(), "unfinished");
+        assert_eq!(run.phase(Phase::Finally).count(), 0, "the earlier pass's finally steps are owed again");
+        assert_eq!(run.phase(Phase::Step).count(), 1, "the completed steps stay, to be undone");
     }
 }

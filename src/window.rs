@@ -50,7 +50,7 @@ fn minutes(text: &str) -> Result<u16, String> {
 }
 
 /// The verdict of a window at one instant.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Verdict {
     pub(crate) timezone: String,
     pub(crate) open: bool,
@@ -101,6 +101,39 @@ impl WindowSpec {
     }
 }
 
+impl WindowSpec {
+    /// When the window open at `now` closes, or else when the next one to
+    /// open closes, with its rule: how long a plan made now stays valid.
+    pub(crate) fn closes(&self, now: &jiff::Timestamp) -> Option<(jiff::Timestamp, String)> {
+        let tz = TimeZone::get(&self.timezone).unwrap_or(TimeZone::UTC);
+        let today = now.to_zoned_datetime(tz.clone()).date();
+        let mut open: Option<(jiff::Timestamp, String)> = None;
+        let mut next: Option<(jiff::Timestamp, jiff::Timestamp, String)> = None;
+        for offset in -1i64..=7 {
+            let Ok(date) = today.checked_add(jiff::Span::new().days(offset)) else {
+                continue;
+            };
+            let weekday = date.weekday().to_monday_zero_offset() as u8;
+            for rule in self.allow.iter().filter(|r| r.weekday == weekday) {
+                let end_date = if rule.end <= rule.start { date.tomorrow().ok() } else { Some(date) };
+                let (Some(start), Some(end)) = (at(date, rule.start, &tz), end_date.and_then(|d| at(d, rule.end, &tz)))
+                else {
+                    continue;
+                };
+                let (start, end) = (start.timestamp(), end.timestamp());
+                if start <= *now && *now < end {
+                    if open.as_ref().is_none_or(|(e, _)| end > *e) {
+                        open = Some((end, rule.text.clone()));
+                    }
+                } else if start > *now && next.as_ref().is_none_or(|(s, ..)| start < *s) {
+                    next = Some((start, end, rule.text.clone()));
+                }
+            }
+        }
+        open.or_else(|| next.map(|(_, end, rule)| (end, rule)))
+    }
+}
+
 fn at(date: Date, minutes: u16, tz: &TimeZone) -> Option<Zoned> {
     let (date, minutes) = if minutes == 24 * 60 { (date.tomorrow().ok()?, 0) } else { (date, minutes) };
     let time = Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).ok()?;
@@ -137,6 +170,19 @@ mod tests {
             spec(&["sat 22:00-06:00", "sun 00:00-06:00"]).verdict(&instant("2026-11-24T12:00[Europe/Berlin]"));
         assert!(!verdict.open);
         assert_eq!(verdict.next_open.as_deref(), Some("Sat 2026-11-28 22:00 CET"));
+    }
+
+    #[test]
+    fn a_plan_lasts_until_the_open_or_next_window_closes() {
+        let window = spec(&["sat 22:00-06:00", "sun 00:00-06:00"]);
+        // Closed on Tuesday: the next window (Saturday night) closes on Sunday at 06:00.
+        let (end, rule) = window.closes(&instant("2026-11-24T12:00[Europe/Berlin]")).unwrap();
+        assert_eq!(end, instant("2026-11-29T06:00[Europe/Berlin]"));
+        assert_eq!(rule, "sat 22:00-06:00");
+        // Open: the window that is open closes.
+        let (end, _) = window.closes(&instant("2026-11-28T23:00[Europe/Berlin]")).unwrap();
+        assert_eq!(end, instant("2026-11-29T06:00[Europe/Berlin]"));
+        assert!(spec(&[]).closes(&instant("2026-11-28T23:00[Europe/Berlin]")).is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End to end on a real stack: PHP, Composer and MariaDB from Debian's
 //! packages, the Acme store (`tests/e2e/store`, the application `acme/store`
-//! published in six versions in local path repositories, Packagist off), and
+//! published in six versions in local path repositories, copied per store so
+//! a scenario can publish one more; Packagist off), and
 //! `playbooks/demo-store/upgrade.toml`. Every scenario asserts real state:
 //! installed versions, database contents and dumps, files, the journal.
 //!
@@ -93,7 +94,9 @@ impl<'a> Store<'a> {
             .env("STORE_REPO_TOKEN", TOKEN);
         let root_dir = sandbox.path().join("store");
         copy_dir(&root().join("tests/e2e/store"), &root_dir);
-        let packages = root().join("tests/e2e/packages").display().to_string();
+        // The store's own path repositories: `publish` adds a version to them.
+        copy_dir(&root().join("tests/e2e/packages"), &sandbox.path().join("packages"));
+        let packages = sandbox.path().join("packages").display().to_string();
         let composer =
             std::fs::read_to_string(root_dir.join("composer.json.in")).unwrap().replace("@PACKAGES@", &packages);
         std::fs::write(root_dir.join("composer.json"), composer).unwrap();
@@ -125,6 +128,17 @@ impl<'a> Store<'a> {
         let output = command.output().unwrap();
         assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Publishes acme/store `version` (1.1.0's code under another number) in the store's repositories.
+    fn publish(&self, version: &str) {
+        let packages = self.sandbox.path().join("packages");
+        let dir = packages.join(format!("acme-store-{version}"));
+        copy_dir(&packages.join("acme-store-1.1.0"), &dir);
+        for file in ["composer.json", "src/Release.php"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap().replace("1.1.0", version);
+            std::fs::write(dir.join(file), text).unwrap();
+        }
     }
 
     fn version(&self) -> String {
@@ -221,6 +235,7 @@ fn store_upgrades_end_to_end() {
     killed_during_composer_update_then_resumed(&db);
     plan_changes_nothing(&db);
     a_second_run_exits_5(&db);
+    a_saved_plan_runs_the_reviewed_version_then_is_undone(&db);
 }
 
 /// a. 1.0.0 → 1.1.0 (target `~1.1`).
@@ -380,5 +395,78 @@ fn a_second_run_exits_5(db: &Db) {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(!String::from_utf8_lossy(&output.stderr).contains(TOKEN));
     assert_eq!(store.version(), "1.1.0");
+    store.assert_no_token_in_state();
+}
+
+/// g. A plan saved at 1.0.0 with 1.1.0 available; then 1.1.1 is published.
+/// A changed composer.json makes `run --plan` refuse, naming the file, with
+/// nothing changed; put back, `run --plan` installs the reviewed 1.1.0 and
+/// notes 1.1.1; the plan runs once. An hour later the upgrade is undone.
+fn a_saved_plan_runs_the_reviewed_version_then_is_undone(db: &Db) {
+    let store = Store::new(db, "store_g");
+    let dump = db.dump("store_g");
+    let manifests = (store.shell("cat composer.json"), store.shell("cat composer.lock"));
+    let plan = store.upshift("plan", &["--out", "plan.json", "--format", "markdown"]);
+    plan.code(0);
+    assert!(plan.stdout.contains("`1.0.0` → **`1.1.0`**"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("> Saved as plan `"), "{}", plan.stdout);
+    let saved = store.sandbox.read("plan.json");
+    assert!(!saved.contains(TOKEN), "the plan file holds the token");
+    let json: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(json["version"]["selected"], "1.1.0");
+    assert!(
+        json["files"].as_array().unwrap().iter().any(|f| f["path"].as_str().unwrap().ends_with("store/composer.json"))
+    );
+
+    store.publish("1.1.1");
+    let available = store.shell("composer show acme/store --all --format=json");
+    assert!(available.contains("\"1.1.1\""), "1.1.1 is published: {available}");
+    let check = store.sandbox.run(&["plan", "--check", "plan.json"]);
+    check.code(0);
+    assert!(
+        check.stderr.contains("note: 1.1.1 is available; this plan installs the reviewed 1.1.0"),
+        "{}",
+        check.stderr
+    );
+
+    // composer.json changed since the review: refused, nothing changed.
+    let changed = manifests.0.replace("the root project", "the root project (edited)");
+    std::fs::write(store.root.join("composer.json"), &changed).unwrap();
+    let run = store.sandbox.run(&["run", "--plan", "plan.json"]);
+    run.code(3);
+    assert!(run.stderr.contains("no longer matches: 1 difference\n"), "{}", run.stderr);
+    assert!(run.stderr.contains("  - `store/composer.json` changed since the plan: digest "), "{}", run.stderr);
+    assert_eq!(store.version(), "1.0.0");
+    assert_eq!(db.dump("store_g"), dump);
+    assert!(!store.root.join("var/.maintenance.flag").exists());
+    std::fs::write(store.root.join("composer.json"), &manifests.0).unwrap();
+
+    let run = store.sandbox.run(&["run", "--plan", "plan.json"]);
+    run.code(0);
+    assert!(run.stderr.contains("Upgrading `demo-store-upgrade` to 1.1.0"), "{}", run.stderr);
+    assert!(run.stderr.contains("note 1.1.1 is available; this plan installs the reviewed 1.1.0"), "{}", run.stderr);
+    assert_eq!(store.version(), "1.1.0", "the reviewed version, not the newest");
+    assert_eq!(store.schema(), "1.1.0");
+    assert!(!run.stderr.contains(TOKEN));
+    let again = store.sandbox.run(&["run", "--plan", "plan.json"]);
+    again.code(5);
+    assert!(again.stderr.contains("was applied already, by run"), "{}", again.stderr);
+
+    // The upgrade is undone: the database, the manifests and the code are as before.
+    let undo = store.sandbox.run(&["rollback", "--yes"]);
+    undo.code(0);
+    assert!(!undo.stderr.contains(TOKEN));
+    assert!(
+        undo.stderr.contains("  - `require-version`: restore `store/composer.json` from its snapshot"),
+        "{}",
+        undo.stderr
+    );
+    assert!(undo.stderr.contains("  - `setup-upgrade`: cannot be undone (rollback = false)"), "{}", undo.stderr);
+    assert!(undo.stderr.contains("Done rolled-back"), "{}", undo.stderr);
+    assert_eq!(store.version(), "1.0.0");
+    assert_eq!(db.dump("store_g"), dump, "the database is restored byte for byte");
+    assert_eq!((store.shell("cat composer.json"), store.shell("cat composer.lock")), manifests);
+    assert!(!store.root.join("var/.maintenance.flag").exists(), "maintenance is off");
+    assert!(!store.root.join("auth.json").exists());
     store.assert_no_token_in_state();
 }

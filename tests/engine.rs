@@ -232,17 +232,22 @@ fn a_pause_needs_approval_and_sigterm_interrupts_it() {
             step("after", "")
         ),
     );
-    // No terminal and no approval: the pause fails and the run rolls back.
+    // No terminal and no approval: refused before anything runs, naming the pause.
     let run = sandbox.run(&["run", &playbook.to_string_lossy()]);
-    run.code(1);
+    run.code(2);
     assert!(
-        run.stderr
-            .contains("`ticket` needs a person's yes and there is no terminal: pass `--approve ticket` or `--yes`"),
+        run.stderr.contains(
+            "error: this run reaches a `pause` step that needs a person's yes, and there is no terminal to ask on\n  - `ticket`\n  = help: nothing was changed; approve now with `--approve ticket`"
+        ),
         "{}",
         run.stderr
     );
-    assert_eq!(log(&sandbox), ["before", "undo-before"]);
-    std::fs::remove_file(sandbox.path().join("log")).unwrap();
+    assert_eq!(log(&sandbox), Vec::<String>::new(), "nothing ran");
+    assert!(!sandbox.path().join(".state/runs").exists(), "no journal");
+    let run = sandbox.run(&["run", &playbook.to_string_lossy(), "--approve", "tickte"]);
+    run.code(2);
+    assert!(run.stderr.contains("error: `--approve tickte`: no `pause` step has this id"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `ticket`?"), "{}", run.stderr);
     let run = sandbox.run(&["run", &playbook.to_string_lossy(), "--approve", "ticket"]);
     run.code(0);
     assert_eq!(log(&sandbox), ["before", "after"]);
@@ -285,6 +290,105 @@ fn a_pause_needs_approval_and_sigterm_interrupts_it() {
     let resume = sandbox.run(&["resume", "--approve", "ticket"]);
     resume.code(0);
     assert_eq!(log(&sandbox), ["before", "after"]);
+}
+
+#[test]
+fn pauses_ahead_are_asked_for_up_front_by_run_resume_and_run_plan() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        &format!(
+            "format = 1\nname = \"pauses\"\n{}[[step]]\nid = \"gate\"\nrun = \"echo gate >> log; test -f fast || {{ touch started; sleep 30; }}\"\nidempotent = true\n[[step]]\nid = \"maybe\"\nwhen = \"steps.gate.exit_code == 0\"\npause = \"Check the shop\"\n[[step]]\nid = \"never\"\nwhen = \"false\"\npause = \"Not asked\"\n[[finally]]\nid = \"bye\"\npause = \"Say goodbye\"\n",
+            step("one", "")
+        ),
+    );
+    let path = playbook.to_string_lossy().into_owned();
+    // One decided at run time (it may run) and one in `finally`; a skipped one is not asked for.
+    let run = sandbox.run(&["run", &path, "--approve", "bye"]);
+    run.code(2);
+    assert!(run.stderr.contains("  - `maybe` (may run: its guard is decided at run time)\n"), "{}", run.stderr);
+    assert!(!run.stderr.contains("`bye`") && !run.stderr.contains("`never`"), "{}", run.stderr);
+    assert_eq!(log(&sandbox), Vec::<String>::new());
+
+    // A saved plan is held to the same rule.
+    sandbox.run(&["plan", &path, "--out", "plan.json", "--expires-in", "100years"]).code(0);
+    let run = sandbox.run(&["run", "--plan", "plan.json"]);
+    run.code(2);
+    assert!(run.stderr.contains("- `maybe` (may run"), "{}", run.stderr);
+    assert!(run.stderr.contains("- `bye`"), "{}", run.stderr);
+
+    // Crashed before the pause: `resume` asks for it up front too.
+    let child = spawn(&sandbox, &["run", "--plan", "plan.json", "--yes"]);
+    wait_for(&sandbox.path().join("started"));
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    crate::kill_processes_in(sandbox.path());
+    sandbox.write("fast", "");
+    let resume = sandbox.run(&["resume"]);
+    resume.code(2);
+    assert!(resume.stderr.contains("- `maybe` (may run"), "{}", resume.stderr);
+    assert_eq!(log(&sandbox), ["one", "gate"], "nothing ran again");
+    let resume = sandbox.run(&["resume", "--approve", "maybe", "--approve", "bye"]);
+    resume.code(0);
+    assert_eq!(log(&sandbox), ["one", "gate", "gate"]);
+}
+
+#[test]
+fn on_a_terminal_the_pause_question_stays_visible() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"ask\"\n[[step]]\nid = \"ticket\"\npause = \"Open the B2B support ticket\"\n[[step]]\nid = \"after\"\nrun = \"echo after >> log\"\n",
+    );
+    // script(1) gives a terminal: the reporter draws spinners on it.
+    let bin = assert_cmd::cargo::cargo_bin("upshift");
+    let command = format!("{} run {}", bin.display(), playbook.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(sandbox.path())
+        .env("UPSHIFT_STATE_DIR", sandbox.path().join(".state"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let prompt = "Continue with `ticket`? [y/N] ";
+    let until = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains(prompt) {
+        assert!(Instant::now() < until, "the question never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for a spinner to tick several times over the question.
+    std::thread::sleep(Duration::from_millis(800));
+    let waited = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    {
+        use std::io::Write;
+        child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let after_prompt = waited.split(prompt).nth(1).unwrap();
+    assert_eq!(after_prompt, "", "something drew over the question: {waited:?}");
+    assert!(waited.contains("Waiting ticket: a person's yes"), "{waited:?}");
+    assert!(waited.contains("Open the B2B support ticket"), "{waited:?}");
+    assert_eq!(log(&sandbox), ["after"]);
 }
 
 #[test]

@@ -472,3 +472,63 @@ fn edits_and_templates_change_each_hosts_own_file_and_plan_groups_them() {
         assert!(!host.root.join("motd").exists(), "{}", host.name);
     }
 }
+
+#[test]
+fn a_saved_plan_runs_exactly_over_the_fleet_and_a_hosts_changed_file_refuses_it() {
+    let sandbox = Sandbox::new();
+    let fleet = Fleet::start(&sandbox, 98, &ROLES);
+    for host in &fleet.hosts {
+        std::fs::write(host.root.join("app.json"), "{\n  \"version\": \"1.0.0\"\n}\n").unwrap();
+    }
+    let body = format!(
+        "{}[[step]]\nid = \"bump\"\nedit = {{ path = \"{{{{ root }}}}/app.json\", json = {{ \"/version\" = \"1.1.0\" }} }}\n",
+        logged("code", "on = \"web\"")
+    );
+    let playbook = playbook(&sandbox, &fleet, "[fleet]\nparallel = 3\n", &body);
+    let plan_file = sandbox.path().join("reviewed.json");
+    let plan =
+        sandbox.run(&["plan", playbook.to_str().unwrap(), "--env", "production", "--out", plan_file.to_str().unwrap()]);
+    plan.code(0);
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let hosts: Vec<&str> = saved["files"].as_array().unwrap().iter().map(|f| f["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["web1", "web2", "admin"], "each host's file is digested where it is");
+
+    // admin's file changes after the review: the run is refused, naming the host.
+    std::fs::write(fleet.host("admin").root.join("app.json"), "{\n  \"version\": \"0.9.0\"\n}\n").unwrap();
+    let check = sandbox.run(&["plan", "--check", plan_file.to_str().unwrap()]);
+    check.code(3);
+    assert!(check.stderr.contains("app.json` on `admin` changed since the plan"), "{}", check.stderr);
+    let refused = sandbox.run(&["run", "--plan", plan_file.to_str().unwrap()]);
+    refused.code(3);
+    assert!(refused.stderr.contains("on `admin` changed since the plan"), "{}", refused.stderr);
+    for host in &fleet.hosts {
+        assert!(host.log().is_empty(), "nothing ran on {}", host.name);
+    }
+
+    // Put back as reviewed: the plan runs, on every host, once.
+    std::fs::write(fleet.host("admin").root.join("app.json"), "{\n  \"version\": \"1.0.0\"\n}\n").unwrap();
+    sandbox.run(&["run", "--plan", plan_file.to_str().unwrap()]).code(0);
+    assert_eq!(fleet.host("web1").log(), ["code"]);
+    assert!(fleet.host("admin").log().is_empty());
+    for host in &fleet.hosts {
+        assert!(std::fs::read_to_string(host.root.join("app.json")).unwrap().contains("1.1.0"), "{}", host.name);
+    }
+    let again = sandbox.run(&["run", "--plan", plan_file.to_str().unwrap()]);
+    again.code(5);
+    assert!(again.stderr.contains("was applied already"), "{}", again.stderr);
+
+    // The finished fleet run is undone on every host.
+    let undo = sandbox.run(&["rollback", "--yes"]);
+    undo.code(0);
+    assert!(undo.stderr.contains("`bump` on `admin`: restore"), "{}", undo.stderr);
+    assert_eq!(fleet.host("web1").log(), ["code", "undo-code"]);
+    assert_eq!(fleet.host("web2").log(), ["code", "undo-code"]);
+    for host in &fleet.hosts {
+        assert_eq!(
+            std::fs::read_to_string(host.root.join("app.json")).unwrap(),
+            "{\n  \"version\": \"1.0.0\"\n}\n",
+            "{}",
+            host.name
+        );
+    }
+}

@@ -20,6 +20,7 @@ mod plan;
 mod promises;
 mod properties;
 mod quoting;
+mod saved;
 mod templates;
 mod variables;
 mod versions;
@@ -80,6 +81,15 @@ impl Sandbox {
     }
 
     pub(crate) fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run_with(cwd, &[], args)
+    }
+
+    /// Runs with more environment variables (they win over the sandbox's).
+    pub(crate) fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        self.run_with(self.dir.path(), env, args)
+    }
+
+    fn run_with(&self, cwd: &Path, extra: &[(&str, &str)], args: &[&str]) -> Run {
         let mut command = std::process::Command::cargo_bin("upshift").expect("the binary is built");
         let mut path: Vec<String> = self.path.iter().map(|p| p.display().to_string()).collect();
         path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(str::to_owned));
@@ -93,6 +103,9 @@ impl Sandbox {
             .env("UPSHIFT_STATE_DIR", self.dir.path().join(".state"))
             .env("UPSHIFT_NOW", "2026-11-24T12:00:00Z");
         for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        for (key, value) in extra {
             command.env(key, value);
         }
         let Output { status, stdout, stderr } = command.output().expect("upshift runs");
