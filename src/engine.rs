@@ -996,7 +996,8 @@ impl<'a> Engine<'a> {
             let completed = state.outcome == Some(Outcome::Ok);
             let interrupted = state.outcome.is_none();
             let (earlier, open) = self.earlier_tries(Phase::Rollback, &id);
-            self.set_try(&id, earlier + 1, open);
+            // Undoing a step that was itself cut short is repairing what it left.
+            self.set_try(&id, earlier + 1, open || interrupted);
             let value = self.exec.value(step.scope.as_ref()).map_err(render_failure)?;
             let shown = self.shown.value(step.scope.as_ref()).map_err(render_failure)?;
             // A file changed by this step (even one that failed) goes back as it was.

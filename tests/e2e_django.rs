@@ -62,12 +62,7 @@ impl Postgres {
         assert!(status.success());
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let postgres = Postgres { dir, port };
-        output(
-            Command::new(root().join("tests/e2e/postgres"))
-                .arg("start")
-                .arg(postgres.data())
-                .arg(port.to_string()),
-        );
+        output(Command::new(root().join("tests/e2e/postgres")).arg("start").arg(postgres.data()).arg(port.to_string()));
         postgres
     }
 
@@ -118,7 +113,7 @@ fn base_venv(dir: &Path) -> PathBuf {
 }
 
 /// One shop: the project at Django 5.0 with its own database and role,
-/// migrated (catalog at 0001).
+/// migrated (catalog at 0001), its static files collected.
 struct Shop<'a> {
     pg: &'a Postgres,
     sandbox: Sandbox,
@@ -142,7 +137,9 @@ impl<'a> Shop<'a> {
         pg.sql("postgres", &format!("CREATE ROLE {db} LOGIN PASSWORD '{PASSWORD}'"));
         pg.sql("postgres", &format!("CREATE DATABASE {db} OWNER {db}"));
         let shop = Shop { pg, sandbox, root: root_dir, db: db.to_owned() };
+        // Installed as it would be deployed: migrated, static files collected.
         shop.manage(&["migrate", "--noinput"]);
+        shop.manage(&["collectstatic", "--noinput"]);
         assert_eq!(shop.django(), OLD);
         assert_eq!(shop.migrations(), "0001_initial");
         shop
@@ -224,15 +221,21 @@ impl<'a> Shop<'a> {
         process.spawn().unwrap()
     }
 
-    /// The project's files (the venv aside) with their contents, and the venv's packages.
+    /// The project's files (the venv and bytecode caches aside) with their
+    /// contents, and the venv's packages.
     fn state(&self) -> (Vec<(PathBuf, Vec<u8>)>, String) {
         let files = crate::examples::snapshot_tree(&self.root)
             .into_iter()
             .filter(|(path, _)| !path.starts_with(self.root.join(".venv")))
+            // Python's bytecode cache, written by whatever imports the code.
+            .filter(|(path, _)| !path.components().any(|c| c.as_os_str() == "__pycache__"))
             .collect();
-        let freeze = output(
-            Command::new(self.root.join(".venv/bin/python")).args(["-m", "pip", "freeze", "--disable-pip-version-check"]),
-        );
+        let freeze = output(Command::new(self.root.join(".venv/bin/python")).args([
+            "-m",
+            "pip",
+            "freeze",
+            "--disable-pip-version-check",
+        ]));
         (files, freeze)
     }
 
@@ -277,19 +280,26 @@ fn django_upgrades_end_to_end() {
     let pg = Postgres::start();
     let base = tempfile::tempdir().unwrap();
     let venv = base_venv(base.path());
-    // Independent scenarios (a database, a project and a sandbox each), at once.
+    // Independent stories (a database, a project and a sandbox each), at once.
     std::thread::scope(|scope| {
-        scope.spawn(|| plan_changes_nothing(&pg, &venv));
-        scope.spawn(|| run_upgrades(&pg, &venv));
-        scope.spawn(|| failure_after_migrate_rolls_back(&pg, &venv));
+        scope.spawn(|| plan_rehearse_then_upgrade(&pg, &venv));
         scope.spawn(|| killed_during_pip_install_then_resumed(&pg, &venv));
+        scope.spawn(|| killed_during_pip_install_then_rolled_back(&pg, &venv));
     });
+}
+
+/// An operator's evening on one shop: plan, rehearse a failure, upgrade.
+fn plan_rehearse_then_upgrade(pg: &Postgres, venv: &Path) {
+    let shop = Shop::new(pg, venv, "shop");
+    plan_changes_nothing(&shop);
+    failure_after_migrate_rolls_back(&shop);
+    run_upgrades(&shop);
 }
 
 /// 1. `plan` selects the newest 5.1 from the offline index, shows the diffs,
 /// masks the password, and changes no file, no package, no row.
-fn plan_changes_nothing(pg: &Postgres, venv: &Path) {
-    let shop = Shop::new(pg, venv, "shop_plan");
+fn plan_changes_nothing(shop: &Shop) {
+    let pg = shop.pg;
     let before = (shop.state(), pg.dump(&shop.db));
     let plan = shop.upshift("plan", &[]);
     plan.code(0);
@@ -311,39 +321,14 @@ fn plan_changes_nothing(pg: &Postgres, venv: &Path) {
     insta::assert_snapshot!("django_plan", scrubbed);
 }
 
-/// 2. `run` upgrades for real: the pin, Django 5.1 in the venv, migration 0002
-/// applied (seen with `psql`), static files collected, the app server
-/// restarted, and the app answers.
-fn run_upgrades(pg: &Postgres, venv: &Path) {
-    let shop = Shop::new(pg, venv, "shop_run");
-    let run = shop.upshift("run", &[]);
-    run.code(0);
-    assert!(run.stderr.contains("Done succeeded"), "{}", run.stderr);
-    assert_eq!(shop.django(), NEW);
-    assert!(shop.read("requirements.txt").contains(&format!("\nDjango=={NEW}\npsycopg[binary]==3.3.9\n")));
-    assert!(shop.read("deploy.toml").contains(&format!("workers = 4  # one per CPU\n\n[app]\ndjango = \"{NEW}\"")));
-    assert_eq!(shop.migrations(), "0001_initial 0002_stock_and_price_check");
-    assert_eq!(pg.sql(&shop.db, "SELECT SUM(stock) FROM catalog_product").trim(), "30");
-    assert_eq!(pg.sql(&shop.db, "SELECT COUNT(*) FROM catalog_stockmovement").trim(), "0");
-    let constraint = "SELECT conname FROM pg_constraint WHERE conname = 'catalog_price_positive'";
-    assert_eq!(pg.sql(&shop.db, constraint).trim(), "catalog_price_positive");
-    assert!(shop.root.join("staticfiles/catalog/shop.css").exists(), "collectstatic collected");
-    assert_eq!(shop.restarts(), "systemctl restart shop\n");
-    assert!(!shop.root.join("maintenance.on").exists());
-    let report = shop.manage(&["catalog_report"]);
-    assert!(report.starts_with(&format!("Django {NEW}, catalog release 2\n")), "{report}");
-    assert!(report.contains("T-1 Green tea 450 stock 10\n"), "{report}");
-    assert!(shop.root.join(format!("backups/before-{NEW}.dump")).exists());
-    shop.assert_no_password_at_rest();
-}
-
-/// 3. A failure after `migrate` rolls everything back: the database restored
-/// from the dump byte for byte (the new table gone too), Django 5.0 back in
-/// the venv, the requirement line and deploy.toml back; exit 1.
-fn failure_after_migrate_rolls_back(pg: &Postgres, venv: &Path) {
-    let shop = Shop::new(pg, venv, "shop_fail");
+/// 2. A failure after `migrate` (`rehearse_rollback`) rolls everything back:
+/// the database restored from the dump byte for byte (the new table gone
+/// too), the venv's packages as they were, the requirement line and
+/// deploy.toml back, the app server restarted on the old release; exit 1.
+fn failure_after_migrate_rolls_back(shop: &Shop) {
+    let pg = shop.pg;
     let dump = pg.dump(&shop.db);
-    let files = ["requirements.txt", "deploy.toml"].map(|f| shop.read(f));
+    let (files, packages) = shop.state();
     let run = shop.upshift("run", &["--var", "rehearse_rollback=true"]);
     run.code(1);
     let err = &run.stderr;
@@ -356,27 +341,70 @@ fn failure_after_migrate_rolls_back(pg: &Postgres, venv: &Path) {
     assert_eq!(pg.dump(&shop.db), dump, "the database is restored byte for byte");
     assert_eq!(shop.migrations(), "0001_initial");
     assert_eq!(shop.django(), OLD);
-    assert_eq!(["requirements.txt", "deploy.toml"].map(|f| shop.read(f)), files);
+    let (files_after, packages_after) = shop.state();
+    assert_eq!(packages_after, packages, "the venv holds the packages it held before");
+    assert_only_backups_are_new(shop, &files, &files_after);
     let report = shop.manage(&["catalog_report"]);
     assert!(report.starts_with(&format!("Django {OLD}, catalog release 1\n")), "{report}");
     assert!(report.contains("T-1 Green tea 450\n"), "{report}");
     assert_eq!(shop.restarts(), "systemctl restart shop\n", "restarted on the old release");
-    assert!(!shop.root.join("maintenance.on").exists());
     shop.assert_no_password_at_rest();
 }
 
-/// 4. SIGKILL (upshift and pip alike, as a crash would) while pip replaces
-/// Django, then `resume`: the interrupted install rebuilds the venv
-/// (`step.interrupted`) and the upgrade finishes; no earlier step runs twice.
-fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
-    let shop = Shop::new(pg, venv, "shop_kill");
+/// 3. `run` upgrades for real: the pin, Django 5.1 in the venv, migration 0002
+/// applied (seen with `psql`), static files collected, the app server
+/// restarted, and the app answers.
+fn run_upgrades(shop: &Shop) {
+    let pg = shop.pg;
+    let run = shop.upshift("run", &[]);
+    run.code(0);
+    assert!(run.stderr.contains("Finished collectstatic"), "{}", run.stderr);
+    assert!(run.stderr.contains("Done succeeded"), "{}", run.stderr);
+    assert_eq!(shop.django(), NEW);
+    assert!(shop.read("requirements.txt").contains(&format!("\nDjango=={NEW}\npsycopg[binary]==3.3.9\n")));
+    assert!(shop.read("deploy.toml").contains(&format!("workers = 4  # one per CPU\n\n[app]\ndjango = \"{NEW}\"")));
+    assert_eq!(shop.migrations(), "0001_initial 0002_stock_and_price_check");
+    assert_eq!(pg.sql(&shop.db, "SELECT SUM(stock) FROM catalog_product").trim(), "30");
+    assert_eq!(pg.sql(&shop.db, "SELECT COUNT(*) FROM catalog_stockmovement").trim(), "0");
+    let constraint = "SELECT conname FROM pg_constraint WHERE conname = 'catalog_price_positive'";
+    assert_eq!(pg.sql(&shop.db, constraint).trim(), "catalog_price_positive");
+    assert_eq!(shop.restarts(), "systemctl restart shop\nsystemctl restart shop\n");
+    assert!(!shop.root.join("maintenance.on").exists());
+    let report = shop.manage(&["catalog_report"]);
+    assert!(report.starts_with(&format!("Django {NEW}, catalog release 2\n")), "{report}");
+    assert!(report.contains("T-1 Green tea 450 stock 10\n"), "{report}");
+    assert!(shop.root.join(format!("backups/before-{NEW}.dump")).exists());
+    shop.assert_no_password_at_rest();
+}
+
+/// Only files under `backups/` differ between two states of the project.
+#[track_caller]
+fn assert_only_backups_are_new(shop: &Shop, before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]) {
+    let backups = shop.root.join("backups");
+    let outside = |files: &[(PathBuf, Vec<u8>)]| -> Vec<(PathBuf, Vec<u8>)> {
+        files.iter().filter(|(p, _)| !p.starts_with(&backups)).cloned().collect()
+    };
+    let (before, after) = (outside(before), outside(after));
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|f| !before.contains(f))
+        .chain(before.iter().filter(|f| !after.contains(f)))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(changed.is_empty(), "changed outside backups/: {changed:?}");
+}
+
+/// Runs the upgrade and kills it (upshift and pip alike, as a crash would)
+/// while pip replaces Django: the venv is left half installed. Returns the
+/// file that marks the venv as the one built before the crash.
+fn crash_during_pip_install(shop: &Shop) -> PathBuf {
     let marker = shop.root.join(".venv/built-before-the-crash");
     std::fs::write(&marker, "").unwrap();
-    let old = output(
+    let site = output(
         Command::new(shop.root.join(".venv/bin/python"))
             .args(["-c", "import django, pathlib; print(pathlib.Path(django.__file__).parent.parent)"]),
     );
-    let old = Path::new(old.trim()).join(format!("Django-{OLD}.dist-info"));
+    let old = Path::new(site.trim()).join(format!("Django-{OLD}.dist-info"));
     assert!(old.exists(), "{}", old.display());
     let mut child = shop.spawn("run", &[]);
     // pip moves the old Django aside before it writes the new one.
@@ -391,9 +419,17 @@ fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
     crate::kill_processes_in(&shop.root);
     let _ = child.wait_with_output();
     assert!(!old.exists(), "the venv is half installed");
-
     let status = shop.sandbox.run(&["status"]);
     assert!(status.stdout.contains("unfinished: stopped during `install`"), "{}", status.stdout);
+    marker
+}
+
+/// 4. A crash while pip replaces Django, then `resume`: the interrupted
+/// install rebuilds the venv (`step.interrupted`) and the upgrade finishes;
+/// no earlier step runs twice.
+fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
+    let shop = Shop::new(pg, venv, "shop_resume");
+    let marker = crash_during_pip_install(&shop);
     let resume = shop.sandbox.run(&["resume"]);
     assert_no_password(&resume);
     resume.code(0);
@@ -407,11 +443,35 @@ fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
     assert_eq!(shop.migrations(), "0001_initial 0002_stock_and_price_check");
     assert!(shop.manage(&["catalog_report"]).starts_with(&format!("Django {NEW}, catalog release 2\n")));
     let journal = shop.journal();
-    for step in ["maintenance-on", "backup", "pin"] {
+    for step in ["maintenance-on", "backup", "packages", "pin"] {
         let started = journal.matches(&format!("\"type\":\"started\",\"step\":\"{step}\",\"phase\":\"step\"")).count();
         assert_eq!(started, 1, "`{step}` started {started} times");
     }
     assert_eq!(journal.matches("\"type\":\"started\",\"step\":\"install\"").count(), 2);
+    assert_eq!(shop.restarts(), "systemctl restart shop\n");
+    shop.assert_no_password_at_rest();
+}
+
+/// 5. A crash while pip replaces Django, then `rollback`: the install's
+/// rollback knows the step was cut short (`step.interrupted`), builds the venv
+/// again and reinstalls exactly the packages recorded before; the rest is
+/// undone as after a failure.
+fn killed_during_pip_install_then_rolled_back(pg: &Postgres, venv: &Path) {
+    let shop = Shop::new(pg, venv, "shop_undo");
+    let (files, packages) = shop.state();
+    let dump = pg.dump(&shop.db);
+    let marker = crash_during_pip_install(&shop);
+    let rollback = shop.sandbox.run(&["rollback"]);
+    assert_no_password(&rollback);
+    rollback.code(1);
+    assert!(rollback.stderr.contains(" Rolled back install in "), "{}", rollback.stderr);
+    assert!(!marker.exists(), "the half-installed venv was rebuilt");
+    assert_eq!(shop.django(), OLD);
+    let (files_after, packages_after) = shop.state();
+    assert_eq!(packages_after, packages, "the venv holds the packages it held before");
+    assert_only_backups_are_new(&shop, &files, &files_after);
+    assert_eq!(pg.dump(&shop.db), dump);
+    assert!(shop.manage(&["catalog_report"]).starts_with(&format!("Django {OLD}, catalog release 1\n")));
     assert_eq!(shop.restarts(), "systemctl restart shop\n");
     shop.assert_no_password_at_rest();
 }
