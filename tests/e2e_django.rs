@@ -296,7 +296,7 @@ fn plan_rehearse_then_upgrade(pg: &Postgres, venv: &Path) {
     run_upgrades(&shop);
 }
 
-/// 1. `plan` selects the newest 5.1 from the offline index, shows the diffs,
+/// `plan` selects the newest 5.1 from the offline index, shows the diffs,
 /// masks the password, and changes no file, no package, no row.
 fn plan_changes_nothing(shop: &Shop) {
     let pg = shop.pg;
@@ -321,7 +321,7 @@ fn plan_changes_nothing(shop: &Shop) {
     insta::assert_snapshot!("django_plan", scrubbed);
 }
 
-/// 2. A failure after `migrate` (`rehearse_rollback`) rolls everything back:
+/// A failure after `migrate` (`rehearse_rollback`) rolls everything back:
 /// the database restored from the dump byte for byte (the new table gone
 /// too), the venv's packages as they were, the requirement line and
 /// deploy.toml back, the app server restarted on the old release; exit 1.
@@ -351,7 +351,7 @@ fn failure_after_migrate_rolls_back(shop: &Shop) {
     shop.assert_no_password_at_rest();
 }
 
-/// 3. `run` upgrades for real: the pin, Django 5.1 in the venv, migration 0002
+/// `run` upgrades for real: the pin, Django 5.1 in the venv, migration 0002
 /// applied (seen with `psql`), static files collected, the app server
 /// restarted, and the app answers.
 fn run_upgrades(shop: &Shop) {
@@ -424,7 +424,7 @@ fn crash_during_pip_install(shop: &Shop) -> PathBuf {
     marker
 }
 
-/// 4. A crash while pip replaces Django, then `resume`: the interrupted
+/// A crash while pip replaces Django, then `resume`: the interrupted
 /// install rebuilds the venv (`step.interrupted`) and the upgrade finishes;
 /// no earlier step runs twice.
 fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
@@ -452,7 +452,7 @@ fn killed_during_pip_install_then_resumed(pg: &Postgres, venv: &Path) {
     shop.assert_no_password_at_rest();
 }
 
-/// 5. A crash while pip replaces Django, then `rollback`: the install's
+/// A crash while pip replaces Django, then `rollback`: the install's
 /// rollback knows the step was cut short (`step.interrupted`), builds the venv
 /// again and reinstalls exactly the packages recorded before; the rest is
 /// undone as after a failure.
