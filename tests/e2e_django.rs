@@ -410,7 +410,10 @@ fn crash_during_pip_install(shop: &Shop) -> PathBuf {
     // pip moves the old Django aside before it writes the new one.
     let until = Instant::now() + Duration::from_secs(120);
     while old.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before pip touched Django");
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            panic!("the run ended before pip touched Django:\n{}", String::from_utf8_lossy(&output.stderr));
+        }
         assert!(Instant::now() < until, "pip never started replacing Django");
         std::thread::sleep(Duration::from_millis(5));
     }
