@@ -2015,7 +2015,8 @@ impl<'a> Engine<'a> {
                 let completed = state.outcome == Some(Outcome::Ok);
                 let interrupted = state.outcome.is_none();
                 let (earlier, open) = self.earlier_tries(Phase::Rollback, &id, &target);
-                self.set_try(&target, &id, earlier + 1, open);
+                // Undoing a step that was itself cut short is repairing what it left.
+                self.set_try(&target, &id, earlier + 1, open || interrupted);
                 // A file changed by this step (even one that failed) goes back as it was.
                 if self.snapshots.has(&snapshot_key(&id, &target)) {
                     jobs.push(self.rollback_job(step, &target, "restore the file from its snapshot".to_owned()));

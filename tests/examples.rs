@@ -207,7 +207,10 @@ fn django_plan_and_run_on_a_stub_app() {
     assert_eq!(sandbox.read("app/requirements.txt"), "requests==2.32.3\nDjango==5.1.4\n");
     assert_eq!(sandbox.read("app/deploy.toml"), deploy.replace("= 2 ", "= 4 ").replace("5.0.9", "5.1.4"));
     let log = sandbox.read("stub.log");
-    assert!(log.contains("python -m pip install --quiet --requirement requirements.txt\n"), "{log}");
+    assert!(
+        log.contains("python -m pip install --quiet --disable-pip-version-check --requirement requirements.txt\n"),
+        "{log}"
+    );
     assert!(log.contains("python manage.py migrate --noinput\n"), "{log}");
     assert!(!log.contains("collectstatic"), "`--var collectstatic=false` skipped it: {log}");
     assert!(log.ends_with("systemctl restart shop\n"), "{log}");

@@ -11,6 +11,7 @@ use assert_cmd::cargo::CommandCargoExt;
 mod attack;
 mod crash;
 mod e2e;
+mod e2e_django;
 mod engine;
 mod examples;
 mod fleet;

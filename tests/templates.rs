@@ -283,3 +283,34 @@ run = "echo after {{ step.attempt }} {{ step.interrupted }} {{ run.resumed }} >>
         "before 1 false\nvenv 1 false false\nvenv 2 true true\nrepair\nafter 1 false true\n"
     );
 }
+
+#[test]
+fn the_rollback_of_a_step_cut_short_knows_it_was_interrupted() {
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write(
+        "p.toml",
+        r#"format = 1
+name = "crash"
+
+[[step]]
+id = "before"
+run = "echo before >> log"
+rollback = "echo undo {{ step.id }} {{ step.attempt }} {{ step.interrupted }} >> log"
+
+[[step]]
+id = "venv"
+idempotent = true
+run = "touch started; sleep 30"
+rollback = "echo undo {{ step.id }} {{ step.attempt }} {{ step.interrupted }} >> log"
+"#,
+    );
+    let child = crate::engine::spawn(&sandbox, &["run", &playbook.to_string_lossy()]);
+    crate::engine::wait_for(&sandbox.path().join("started"));
+    crate::engine::signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    crate::kill_processes_in(sandbox.path());
+    let rollback = sandbox.run(&["rollback"]);
+    rollback.code(1);
+    // `venv` may have run in part: its rollback knows, and can repair what it left.
+    assert_eq!(sandbox.read("log"), "before\nundo venv 1 true\nundo before 1 false\n");
+}
