@@ -10,6 +10,7 @@ use assert_cmd::cargo::CommandCargoExt;
 
 mod crash;
 mod e2e;
+mod e2e_fleet;
 mod engine;
 mod examples;
 mod fleet;
