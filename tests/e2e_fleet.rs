@@ -155,6 +155,18 @@ fn upgrade(db: &Db) {
         expected.sort();
         assert_eq!(started, expected, "`{step}` started once on each of these");
     }
+    // The schema upgrade started when every host had the new code and was in maintenance.
+    let records: Vec<serde_json::Value> =
+        cluster.store.journal().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = |kind: &str, step: &str| -> Vec<usize> {
+        records.iter().enumerate().filter(|(_, r)| r["type"] == kind && r["step"] == step).map(|(i, _)| i).collect()
+    };
+    let upgrade_started = at("started", "setup-upgrade")[0];
+    for step in ["maintenance-on", "composer-update"] {
+        let finished = at("finished", step);
+        assert_eq!(finished.len(), 3, "{step}");
+        assert!(finished.iter().all(|i| *i < upgrade_started), "`{step}` finished everywhere before `setup-upgrade`");
+    }
     let status = cluster.store.sandbox.run(&["status"]);
     status.code(0);
     assert!(status.stdout.contains("state    succeeded"), "{}", status.stdout);
