@@ -27,6 +27,8 @@ struct RunStatus {
 #[derive(Debug, Serialize)]
 struct StepStatus {
     step: String,
+    /// The host it ran on, in a run over a fleet (`None` when everything ran here).
+    host: Option<String>,
     phase: Phase,
     /// `ok`, `failed`, `skipped`, or `interrupted` (started, never finished).
     outcome: String,
@@ -34,6 +36,7 @@ struct StepStatus {
 }
 
 fn status_of(record: &RunRecord) -> RunStatus {
+    let fleet = record.steps.values().any(|s| s.target != crate::playbook::LOCAL);
     let mut steps = Vec::new();
     for phase in [Phase::Step, Phase::Rollback, Phase::Finally] {
         for state in record.phase(phase) {
@@ -45,6 +48,7 @@ fn status_of(record: &RunRecord) -> RunStatus {
             };
             steps.push(StepStatus {
                 step: state.step.clone(),
+                host: fleet.then(|| state.target.clone()),
                 phase,
                 outcome: outcome.to_owned(),
                 reason: state.reason.clone(),
@@ -93,7 +97,8 @@ pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, jso
                 Phase::Finally => " (finally)",
             };
             let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
-            let _ = writeln!(out, "  {:<11} {}{phase}{reason}", step.outcome, step.step);
+            let host = step.host.as_deref().map_or_else(String::new, |h| format!(" on `{h}`"));
+            let _ = writeln!(out, "  {:<11} {}{host}{phase}{reason}", step.outcome, step.step);
         }
         for left in &run.left {
             let _ = writeln!(out, "  left        {left}");

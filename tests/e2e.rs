@@ -5,7 +5,8 @@
 //! `playbooks/demo-store/upgrade.toml`. Every scenario asserts real state:
 //! installed versions, database contents and dumps, files, the journal.
 //!
-//! One MariaDB serves every scenario (a database each) and is stopped at the end.
+//! One MariaDB serves every scenario (a database each) and is stopped at the end;
+//! `e2e_fleet` upgrades the store over three hosts with it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -15,12 +16,12 @@ use assert_cmd::cargo::CommandCargoExt;
 
 use crate::{Run, Sandbox, root};
 
-const TOKEN: &str = "repo-token-9d1c7e5a-canary";
+pub(crate) const TOKEN: &str = "repo-token-9d1c7e5a-canary";
 
 /// A private MariaDB, stopped when dropped.
-struct Db {
+pub(crate) struct Db {
     dir: tempfile::TempDir,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Db {
@@ -35,7 +36,7 @@ impl Db {
         Db { dir, socket }
     }
 
-    fn sql(&self, database: &str, sql: &str) -> String {
+    pub(crate) fn sql(&self, database: &str, sql: &str) -> String {
         let output = std::process::Command::new("mariadb")
             .args([&format!("--socket={}", self.socket.display()), "-uroot", "-N", "-e", sql, database])
             .output()
@@ -44,7 +45,7 @@ impl Db {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    fn dump(&self, database: &str) -> String {
+    pub(crate) fn dump(&self, database: &str) -> String {
         let output = std::process::Command::new("mariadb-dump")
             .args([&format!("--socket={}", self.socket.display()), "-uroot", "--skip-dump-date", database])
             .output()
@@ -63,14 +64,14 @@ impl Drop for Db {
 }
 
 /// One store: a Composer project at 1.0.0 with its own database.
-struct Store<'a> {
+pub(crate) struct Store<'a> {
     db: &'a Db,
-    sandbox: Sandbox,
-    root: PathBuf,
-    name: String,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) root: PathBuf,
+    pub(crate) name: String,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
@@ -84,7 +85,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 impl<'a> Store<'a> {
-    fn new(db: &'a Db, name: &str) -> Store<'a> {
+    pub(crate) fn new(db: &'a Db, name: &str) -> Store<'a> {
         let sandbox = Sandbox::new();
         let home = sandbox.path().join("home");
         let sandbox = sandbox
@@ -120,8 +121,13 @@ impl<'a> Store<'a> {
 
     /// Runs a shell command in the store with the sandbox's environment.
     fn shell(&self, script: &str) -> String {
+        self.shell_in(&self.root, script)
+    }
+
+    /// Runs a shell command in `dir` (a copy of the store) with the sandbox's environment.
+    pub(crate) fn shell_in(&self, dir: &Path, script: &str) -> String {
         let mut command = std::process::Command::new("sh");
-        command.args(["-c", script]).current_dir(&self.root).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        command.args(["-c", script]).current_dir(dir).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
         for (key, value) in &self.sandbox.env {
             command.env(key, value);
         }
@@ -145,7 +151,7 @@ impl<'a> Store<'a> {
         self.shell("php bin/store --version").trim().trim_start_matches("Acme Store CLI ").to_owned()
     }
 
-    fn schema(&self) -> String {
+    pub(crate) fn schema(&self) -> String {
         self.db.sql(&self.name, "SELECT version FROM store_schema").trim().to_owned()
     }
 
@@ -203,7 +209,7 @@ impl<'a> Store<'a> {
         crate::examples::snapshot_tree(&self.root.join(sub))
     }
 
-    fn journal(&self) -> String {
+    pub(crate) fn journal(&self) -> String {
         crate::examples::snapshot_tree(&self.sandbox.path().join(".state/runs"))
             .into_iter()
             .filter(|(p, _)| p.extension().is_some_and(|e| e == "jsonl"))
@@ -211,7 +217,7 @@ impl<'a> Store<'a> {
             .collect()
     }
 
-    fn assert_no_token_in_state(&self) {
+    pub(crate) fn assert_no_token_in_state(&self) {
         for (path, content) in crate::examples::snapshot_tree(&self.sandbox.path().join(".state")) {
             assert!(!String::from_utf8_lossy(&content).contains(TOKEN), "{} holds the token", path.display());
         }
@@ -236,6 +242,7 @@ fn store_upgrades_end_to_end() {
     plan_changes_nothing(&db);
     a_second_run_exits_5(&db);
     a_saved_plan_runs_the_reviewed_version_then_is_undone(&db);
+    crate::e2e_fleet::over_three_hosts(&db);
 }
 
 /// a. 1.0.0 → 1.1.0 (target `~1.1`).
@@ -327,7 +334,9 @@ fn killed_during_composer_update_then_resumed(db: &Db) {
     assert_eq!(store.version(), "1.1.0");
     assert_eq!(store.schema(), "1.1.0");
     let journal = store.journal();
-    for step in ["maintenance-state", "maintenance-on", "cron-remove", "backup", "auth", "require-version"] {
+    for step in
+        ["maintenance-state", "maintenance-on", "cron-remove", "backup-db", "backup-code", "auth", "require-version"]
+    {
         let started = journal.matches(&format!("\"type\":\"started\",\"step\":\"{step}\",\"phase\":\"step\"")).count();
         assert_eq!(started, 1, "`{step}` started {started} times");
     }

@@ -32,6 +32,10 @@ fn every_example_validates_in_every_environment() {
         let envs = root().join(std::path::Path::new(&*playbook).parent().unwrap()).join("environments");
         for env in std::fs::read_dir(envs).into_iter().flatten() {
             let env = env.unwrap().path();
+            // Beside environments: files they name (an ssh_config, a known_hosts).
+            if env.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
             let name = env.file_stem().unwrap().to_string_lossy().into_owned();
             in_repo(&sandbox, &["validate", &playbook, "--env", &name]).code(0);
         }
@@ -215,4 +219,58 @@ fn django_plan_and_run_on_a_stub_app() {
     assert!(!log.contains("collectstatic"), "`--var collectstatic=false` skipped it: {log}");
     assert!(log.ends_with("systemctl restart shop\n"), "{log}");
     assert!(!app.join("maintenance.on").exists());
+}
+
+/// The production cluster (two web nodes, an admin/cron node) as committed,
+/// planned over three sshd's on loopback. The playbook and its environment are
+/// copied unchanged into the sandbox; only the two files that say how to reach
+/// the nodes (`production-cluster.ssh_config`, `.known_hosts`) are the test's:
+/// they send `web1.shop.example` & co. to the sshd's, so the plan shows the
+/// committed names and no port of this machine. On the hosts, `PATH` finds the
+/// stand-ins for php, composer and mysql first.
+#[test]
+fn magento2_plan_for_the_production_cluster() {
+    let (sandbox, magento) = fake_magento();
+    let roles: [(&str, &[&str]); 3] = [("web1", &["web"]), ("web2", &["web"]), ("admin", &["admin", "cron"])];
+    let stubs = root().join("tests/fixtures/fake-magento/bin");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", stubs.display());
+    let quiet = crate::fleet::QUIET_SHELL;
+    let fleet =
+        crate::fleet::Fleet::start_with(&sandbox, 104, &roles, &[("PATH", path), (quiet.0, quiet.1.to_owned())]);
+    let playbook = sandbox.path().join("playbooks/magento2");
+    crate::e2e::copy_dir(&root().join("playbooks/magento2"), &playbook);
+    let mut config = String::new();
+    for host in &fleet.hosts {
+        config.push_str(&format!(
+            "Host {}.shop.example\n  HostName {}\n  Port {}\n  User root\n  IdentityFile {}/client\n  IdentitiesOnly yes\n",
+            host.name,
+            host.address,
+            host.port,
+            fleet.dir.display()
+        ));
+    }
+    std::fs::write(playbook.join("environments/production-cluster.ssh_config"), config).unwrap();
+    std::fs::copy(fleet.dir.join("known_hosts"), playbook.join("environments/production-cluster.known_hosts")).unwrap();
+    let root_var = format!("root={}", magento.display());
+    let args = ["plan", "playbooks/magento2/upgrade.toml", "--env", "production-cluster", "--var", &root_var];
+    let run = sandbox.run(&[&args[..], &["--to", "2.4.8-p2"]].concat());
+    run.code(0);
+    let output = sandbox.scrub(&run.stdout);
+    assert!(output.contains("target       a fleet of 3 hosts"), "{output}");
+    for needle in [
+        // Once, on the admin node: the database and cron.
+        "16. setup-upgrade  Upgrade the database schema and data (setup:upgrade)\n      on        admin (once)",
+        // Every node: code, maintenance.
+        "12. composer-update  Install the new code (composer update)\n      on        web1, web2, admin\n",
+        // The web nodes, one at a time.
+        "17. module-list.refresh  Bring this node's module list up to date\n      on        web1, web2 (rolling: 1 host at a time, with the steps of `module-list`)\n",
+    ] {
+        assert!(output.contains(needle), "{needle}\n---\n{output}");
+    }
+    for port in fleet.hosts.iter().map(|h| h.port.to_string()) {
+        assert!(!output.contains(&format!(":{port}")), "a port of this machine: {output}");
+    }
+    insta::assert_snapshot!(scrub_free_space(&output));
+    // Nothing changed on any node.
+    assert!(!magento.join("var/.maintenance.flag").exists());
 }

@@ -93,6 +93,12 @@ fn keygen(path: &Path) {
     assert!(status.success());
 }
 
+/// Set on a host, it keeps bash (root's login shell here) from reading
+/// `~/.bashrc` for each command over ssh (bash does that only at shell level
+/// 1): a developer's rc file may start slow tools (pyenv: 0.3 s a command on a
+/// busy machine), which a deploy account's plain shell would not.
+pub(crate) const QUIET_SHELL: (&str, &str) = ("SHLVL", "1");
+
 /// A few hosts, and an environment file naming them.
 pub(crate) struct Fleet {
     pub(crate) hosts: Vec<Host>,
@@ -102,6 +108,18 @@ pub(crate) struct Fleet {
 impl Fleet {
     /// Starts `names.len()` sshds, each `(name, roles)`, on 127.0.0.{first}+.
     pub(crate) fn start(sandbox: &Sandbox, first: u8, names: &[(&str, &[&str])]) -> Fleet {
+        Fleet::start_with(sandbox, first, names, &[])
+    }
+
+    /// As `start`, with variables every session on the hosts gets (sshd's
+    /// `SetEnv`: what a host's own environment would say, `PATH` included).
+    /// [`QUIET_SHELL`] among them keeps this machine's `~/.bashrc` out.
+    pub(crate) fn start_with(
+        sandbox: &Sandbox,
+        first: u8,
+        names: &[(&str, &[&str])],
+        set_env: &[(&str, String)],
+    ) -> Fleet {
         assert!(Path::new("/usr/sbin/sshd").exists(), "sshd is missing: run scripts/setup (openssh-server)");
         std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
         let dir = sandbox.path().join("fleet");
@@ -117,14 +135,21 @@ impl Fleet {
             keygen(&home.join("hostkey"));
             std::fs::copy(dir.join("client.pub"), home.join("authorized_keys")).unwrap();
             let config = home.join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "ListenAddress {address}:{port}\nHostKey {0}/hostkey\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 50\nMaxStartups 100\nLogLevel ERROR\n",
-                    home.display()
-                ),
-            )
-            .unwrap();
+            let mut sshd_config = format!(
+                "ListenAddress {address}:{port}\nHostKey {0}/hostkey\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 50\nMaxStartups 100\nLogLevel ERROR\n",
+                home.display()
+            );
+            if !set_env.is_empty() {
+                let pairs: Vec<String> = set_env
+                    .iter()
+                    .map(|(key, value)| {
+                        assert!(!value.contains(['"', ' ', '\n']), "{key}: a value without quotes or blanks");
+                        format!("{key}={value}")
+                    })
+                    .collect();
+                sshd_config.push_str(&format!("SetEnv {}\n", pairs.join(" ")));
+            }
+            std::fs::write(&config, sshd_config).unwrap();
             let key = std::fs::read_to_string(home.join("hostkey.pub")).unwrap();
             let key: Vec<&str> = key.split_whitespace().take(2).collect();
             known_hosts.push_str(&format!("[{address}]:{port} {}\n", key.join(" ")));
@@ -144,12 +169,18 @@ impl Fleet {
 
     /// An environment file: `[hosts.*]` with roles and a `root` var each, `[ssh]`, `[fleet]`.
     pub(crate) fn environment(&self, roles: &[(&str, &[&str])], fleet: &str) -> String {
+        self.environment_with(roles, fleet, &[])
+    }
+
+    /// As `environment`, with more host vars: `(host, "key = value, …")`.
+    pub(crate) fn environment_with(&self, roles: &[(&str, &[&str])], fleet: &str, vars: &[(&str, &str)]) -> String {
         let mut text = String::new();
         for host in &self.hosts {
             let roles = roles.iter().find(|(n, _)| *n == host.name).map_or(&[][..], |(_, r)| *r);
             let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+            let extra: String = vars.iter().filter(|(n, _)| *n == host.name).map(|(_, v)| format!(", {v}")).collect();
             text.push_str(&format!(
-                "[hosts.{}]\nssh = \"root@{}:{}\"\nroles = [{}]\nstate_dir = \"{}/state\"\nvars = {{ root = \"{}\" }}\n\n",
+                "[hosts.{}]\nssh = \"root@{}:{}\"\nroles = [{}]\nstate_dir = \"{}/state\"\nvars = {{ root = \"{}\"{extra} }}\n\n",
                 host.name,
                 host.address,
                 host.port,
@@ -218,6 +249,18 @@ fn a_playbook_runs_over_three_hosts_with_roles_and_once() {
     let status = sandbox.run(&["status", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(json["runs"][0]["state"], "succeeded");
+    // Each step's outcome names its host.
+    let ran: Vec<(&str, &str)> = json["runs"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["host"].as_str().unwrap()))
+        .collect();
+    assert!(ran.contains(&("setup-upgrade", "admin")) && ran.contains(&("code", "web2")), "{ran:?}");
+    assert_eq!(ran.iter().filter(|(step, _)| *step == "flush").count(), 1, "{ran:?}");
+    let status = sandbox.run(&["status"]);
+    assert!(status.stdout.contains("  ok          setup-upgrade on `admin`\n"), "{}", status.stdout);
+    assert!(status.stdout.contains("  ok          done on `web1` (finally)\n"), "{}", status.stdout);
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod attack;
 mod crash;
 mod e2e;
 mod e2e_django;
+mod e2e_fleet;
 mod engine;
 mod examples;
 mod fleet;
