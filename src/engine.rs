@@ -1415,18 +1415,25 @@ impl<'a> Engine<'a> {
         match self.steps(steps, Phase::Step)? {
             Ended::Completed => self.finally_and_end(None),
             Ended::Failed(id) => {
-                let count = self.to_undo().len();
+                let pairs = self.to_undo();
+                let steps = pairs.iter().map(|s| s.step.as_str()).collect::<BTreeSet<_>>().len();
                 let hosts = self.out();
                 let at = if self.fleet {
                     format!(" on {}", hosts.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "))
                 } else {
                     String::new()
                 };
+                let over = if self.fleet {
+                    let targets = pairs.iter().map(|s| s.target.as_str()).collect::<BTreeSet<_>>().len();
+                    format!(" on {targets} host{}", if targets == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                };
                 self.notice(
                     "error",
                     &format!(
-                        "`{id}` failed{at}: rolling back {count} completed step{}",
-                        if count == 1 { "" } else { "s" }
+                        "`{id}` failed{at}: rolling back {steps} completed step{}{over}",
+                        if steps == 1 { "" } else { "s" }
                     ),
                 );
                 self.rollback_and_finish(None)

@@ -297,20 +297,53 @@ impl Planner<'_> {
         let mut ready = true;
 
         let mut checks = Vec::new();
+        // A check runs on its hosts `parallel` at a time; results keep the hosts' order.
+        let parallel = playbook.inventory.as_ref().map_or(1, |i| i.parallel).max(1);
         for check in &playbook.checks {
-            for target in &check.targets {
-                let base = contexts[target].value(None)?;
-                let revealed = match &self.options.secrets {
-                    Some(values) => {
-                        Some(Context::on(playbook, target, selection.as_ref(), Some(values), run).value(None)?)
-                    }
-                    None => None,
+            for chunk in check.targets.chunks(parallel) {
+                let mut prepared = Vec::new();
+                for target in chunk {
+                    let base = contexts[target].value(None)?;
+                    let revealed = match &self.options.secrets {
+                        Some(values) => {
+                            Some(Context::on(playbook, target, selection.as_ref(), Some(values), run).value(None)?)
+                        }
+                        None => None,
+                    };
+                    prepared.push((target, base, revealed));
+                }
+                let results: Vec<Result<CheckResult, PlanError>> = if prepared.len() == 1 {
+                    prepared
+                        .iter()
+                        .map(|(target, base, revealed)| self.check(check, target, base, revealed.as_ref()))
+                        .collect()
+                } else {
+                    std::thread::scope(|scope| {
+                        let handles: Vec<_> = prepared
+                            .iter()
+                            .map(|(target, base, revealed)| {
+                                scope.spawn(move || self.check(check, target, base, revealed.as_ref()))
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|handle| {
+                                handle.join().unwrap_or_else(|_| {
+                                    Err(PlanError::Invalid(vec![Diagnostic::error(
+                                        "internal error: a readiness check's thread panicked",
+                                    )]))
+                                })
+                            })
+                            .collect()
+                    })
                 };
-                let mut result = self.check(check, target, &base, revealed.as_ref())?;
+                for ((target, ..), result) in prepared.iter().zip(results) {
+                    let mut result = result?;
+                    ready &= result.status != "failed";
+                    result.host = playbook.inventory.is_some().then(|| (*target).clone());
+                    checks.push(result);
+                }
                 interrupted()?;
-                ready &= result.status != "failed";
-                result.host = playbook.inventory.is_some().then(|| target.clone());
-                checks.push(result);
             }
         }
 

@@ -161,7 +161,8 @@ pub(crate) fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
 }
 
 pub(crate) fn wait_for(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(20);
+    // Generous: a loaded machine is slow to start things; a hang still fails.
+    let until = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
         assert!(Instant::now() < until, "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(20));
