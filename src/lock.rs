@@ -32,7 +32,16 @@ impl Holder {
     }
 
     pub(crate) fn describe(&self) -> String {
-        format!("pid {} on {} (user {}), `{}` since {}", self.pid, self.host, self.user, self.command, self.started_at)
+        let gone = if self.gone() { " (that process is gone: something it started still holds the lock)" } else { "" };
+        format!(
+            "pid {} on {} (user {}), `{}` since {}{gone}",
+            self.pid, self.host, self.user, self.command, self.started_at
+        )
+    }
+
+    /// Is the holder a process of this machine that no longer exists?
+    fn gone(&self) -> bool {
+        self.host == hostname() && !Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 
@@ -85,14 +94,25 @@ pub(crate) fn acquire(state_dir: &Path, command: &str) -> Result<Lock, LockError
     if !file.metadata().map_err(LockError::Io)?.is_file() {
         return Err(LockError::Io(std::io::Error::other(format!("`{}` is not a regular file", path.display()))));
     }
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(LockError::Held(serde_json::from_str(&text).ok()));
+    // A holder that died a moment ago may have forked a child that holds the
+    // lock until it execs (which closes it): give that moment to pass.
+    let patience = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                file.rewind().map_err(LockError::Io)?;
+                let _ = file.read_to_string(&mut text);
+                let holder: Option<Holder> = serde_json::from_str(&text).ok();
+                if holder.as_ref().is_some_and(Holder::gone) && std::time::Instant::now() < patience {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                return Err(LockError::Held(holder));
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(LockError::Io(error)),
         }
-        Err(std::fs::TryLockError::Error(error)) => return Err(LockError::Io(error)),
     }
     let holder = serde_json::to_string(&Holder::me(command)).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
     file.set_len(0).map_err(LockError::Io)?;
@@ -100,4 +120,46 @@ pub(crate) fn acquire(state_dir: &Path, command: &str) -> Result<Lock, LockError
     file.write_all(holder.as_bytes()).map_err(LockError::Io)?;
     file.sync_data().map_err(LockError::Io)?;
     Ok(Lock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock held by a file description whose recorded holder is a pid of
+    /// this machine that no longer exists (a fork of a killed upshift, say).
+    fn held_by_the_dead(dir: &Path) -> File {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let holder = Holder { pid: child.id(), ..Holder::me("run") };
+        std::fs::create_dir_all(dir).unwrap();
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dir.join("lock")).unwrap();
+        file.try_lock().unwrap();
+        file.write_all(serde_json::to_string(&holder).unwrap().as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_lock_whose_holder_died_a_moment_ago_is_waited_for_then_named_as_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let file = held_by_the_dead(&state);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(file);
+        });
+        assert!(acquire(&state, "resume").is_ok(), "released within the patience");
+        release.join().unwrap();
+
+        let other = tempfile::tempdir().unwrap();
+        let state = other.path().join("state");
+        let _held = held_by_the_dead(&state);
+        match acquire(&state, "resume") {
+            Err(LockError::Held(Some(holder))) => {
+                assert!(holder.describe().contains("that process is gone"), "{}", holder.describe())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
