@@ -63,38 +63,73 @@ pub(crate) fn validate(ui: &Ui, playbooks: &[PathBuf], inputs: &Inputs) -> Exit 
     exit
 }
 
-/// Loads and plans, reporting problems; `Err` carries the exit code.
-fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Exit> {
+/// Why no plan could be made: said on stderr, and as a JSON error object by `plan --format json`.
+struct Refusal {
+    exit: Exit,
+    message: String,
+    help: Option<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Refusal {
+    fn new(exit: Exit, message: String, help: Option<&str>) -> Refusal {
+        Refusal { exit, message, help: help.map(str::to_owned), diagnostics: Vec::new() }
+    }
+
+    fn invalid(diagnostics: Vec<Diagnostic>) -> Refusal {
+        let count = diagnostics.len();
+        let message = format!("the playbook is invalid: {count} problem{}", if count == 1 { "" } else { "s" });
+        Refusal { exit: Exit::Invalid, message, help: None, diagnostics }
+    }
+
+    /// Says it on stderr (diagnostics with their snippets), returns the exit code.
+    fn report(&self, ui: &Ui) -> Exit {
+        if self.diagnostics.is_empty() {
+            ui.error(&self.message);
+            if let Some(help) = &self.help {
+                ui.help(help);
+            }
+        } else {
+            ui.diagnostics(&self.diagnostics);
+        }
+        self.exit
+    }
+
+    /// The JSON error object (`"v": 1`) a machine reads instead of a plan.
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "exit_code": self.exit.code(),
+            "message": self.message,
+            "help": self.help,
+            "diagnostics": self.diagnostics.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Loads and plans; `Err` says why not.
+fn make_plan(path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Refusal> {
     // A plan runs commands (probes, checks): a signal stops them, not only us.
     process::signals::install();
-    let playbook = load(path, inputs).map_err(|diagnostics| {
-        ui.diagnostics(&diagnostics);
-        Exit::Invalid
-    })?;
+    let playbook = load(path, inputs).map_err(Refusal::invalid)?;
     plan::plan(&playbook, options, &process::Local).map_err(|error| match error {
-        PlanError::Invalid(diagnostics) => {
-            ui.diagnostics(&diagnostics);
-            Exit::Invalid
-        }
+        PlanError::Invalid(diagnostics) => Refusal::invalid(diagnostics),
         PlanError::Version { message, usage } => {
-            ui.error(&format!("cannot choose a version: {message}"));
-            if usage {
-                Exit::Invalid
-            } else {
-                ui.help("nothing was changed");
-                Exit::NotReady
-            }
+            let exit = if usage { Exit::Invalid } else { Exit::NotReady };
+            let help = (!usage).then_some("nothing was changed");
+            Refusal::new(exit, format!("cannot choose a version: {message}"), help)
         }
-        PlanError::Interrupted(signal) => {
-            ui.error(&format!("interrupted by {signal}"));
-            ui.help("what the plan was running was stopped; nothing was changed");
-            Exit::Interrupted
-        }
+        PlanError::Interrupted(signal) => Refusal::new(
+            Exit::Interrupted,
+            format!("interrupted by {signal}"),
+            Some("what the plan was running was stopped; nothing was changed"),
+        ),
     })
 }
 
+/// `execute`: run the readiness checks too (`plan`); `diff` compares what
+/// would run, so it runs only the read-only steps that guards may read.
 fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
-    PlanOptions { selection: selection.clone(), execute, execute_read_only: execute, now: clock(), secrets: None }
+    PlanOptions { selection: selection.clone(), execute, execute_read_only: true, now: clock(), secrets: None }
 }
 
 /// The instant windows are judged at: now, or `UPSHIFT_NOW` (RFC 3339) for tests and rehearsals.
@@ -103,18 +138,17 @@ fn clock() -> Option<jiff::Timestamp> {
 }
 
 pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::SelectionArgs) -> Exit {
-    let plan = match make_plan(ui, path, inputs, &plan_options(selection, true)) {
+    let json = ui.format == Format::Json;
+    let plan = match make_plan(path, inputs, &plan_options(selection, true)) {
         Ok(plan) => plan,
-        Err(exit) => return exit,
+        Err(refusal) => {
+            if json {
+                ui.stdout(&pretty(&serde_json::json!({ "v": plan::PLAN_FORMAT, "error": refusal.json() })));
+            }
+            return refusal.report(ui);
+        }
     };
-    ui.stdout(&match ui.format {
-        Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
-        Format::Json => report::json(&plan),
-        Format::Markdown => report::markdown(&plan),
-    });
-    if plan.ready {
-        Exit::Success
-    } else {
+    let refusal = (!plan.ready).then(|| {
         let failed = plan.checks.iter().filter(|c| c.status == "failed").count();
         let steps = plan.steps.iter().filter(|s| s.output.as_ref().is_some_and(|o| o.exit_code != Some(0))).count();
         let mut what = Vec::new();
@@ -124,24 +158,43 @@ pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::Selec
         if steps > 0 {
             what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
         }
-        ui.error(&format!("not ready: {}", what.join(", ")));
-        ui.help("nothing was changed; see the hints above");
-        Exit::NotReady
+        Refusal::new(Exit::NotReady, format!("not ready: {}", what.join(", ")), Some("nothing was changed; see the hints above"))
+    });
+    ui.stdout(&match ui.format {
+        Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
+        // A plan that is not ready is still the product; its `error` says why `run` would stop.
+        Format::Json => match &refusal {
+            Some(refusal) => {
+                let mut value = serde_json::to_value(&plan).expect("a plan serializes");
+                value["error"] = refusal.json();
+                pretty(&value)
+            }
+            None => report::json(&plan),
+        },
+        Format::Markdown => report::markdown(&plan),
+    });
+    match refusal {
+        Some(refusal) => refusal.report(ui),
+        None => Exit::Success,
     }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(value).expect("json serializes"))
 }
 
 pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
     let base = inputs(&args.inputs);
     let options = plan_options(&cli::SelectionArgs::default(), false);
-    let left = match make_plan(ui, &args.playbook, &base, &options) {
+    let left = match make_plan(&args.playbook, &base, &options) {
         Ok(plan) => plan,
-        Err(exit) => return exit,
+        Err(refusal) => return refusal.report(ui),
     };
     let (right, left_name, right_name) = if let Some(env) = &args.against_env {
         let other = Inputs { env: Some(env.clone()), env_file: None, ..base.clone() };
-        match make_plan(ui, &args.playbook, &other, &options) {
+        match make_plan(&args.playbook, &other, &options) {
             Ok(plan) => (plan, env_label(&base), format!("env {env}")),
-            Err(exit) => return exit,
+            Err(refusal) => return refusal.report(ui),
         }
     } else if let Some(rev) = &args.against {
         let checkout = match git_checkout(&args.playbook, rev) {
@@ -151,12 +204,12 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 return Exit::Invalid;
             }
         };
-        match make_plan(ui, &checkout.playbook, &base, &options) {
+        match make_plan(&checkout.playbook, &base, &options) {
             Ok(mut plan) => {
                 plan.file = left.file.clone();
                 (plan, rev.clone(), "working tree".to_owned())
             }
-            Err(exit) => return exit,
+            Err(refusal) => return refusal.report(ui),
         }
     } else {
         ui.error("`diff` needs `--against-env NAME` or `--against GIT_REV`");
@@ -179,7 +232,7 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 .context_radius(3)
                 .header(&format!("plan ({old_name})"), &format!("plan ({new_name})"))
                 .to_string();
-            ui.stdout(&diff);
+            ui.stdout(&report::color_diff(&diff, "", report::Style::new(ui.color_out)));
         }
     }
     Exit::Success
@@ -354,6 +407,7 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
         kill_orphans: args.kill_orphans,
         retry_interrupted: args.retry_interrupted,
         skip_interrupted: args.skip_interrupted,
+        rollback_requested: true,
         ..engine::RunOptions::default()
     };
     match engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
@@ -363,7 +417,13 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
 }
 
 pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> Exit {
-    let named = match &args.playbook {
+    // A playbook is a file (or a path to one); anything else names a run.
+    let (playbook, run) = match &args.target {
+        Some(target) if looks_like_a_path(target) => (Some(Path::new(target)), None),
+        Some(target) => (None, Some(target.as_str())),
+        None => (None, None),
+    };
+    let named = match playbook {
         Some(path) => match load(path, &Inputs { env: args.env.clone(), ..Inputs::default() }) {
             Ok(playbook) => Some(playbook),
             Err(diagnostics) => {
@@ -373,12 +433,123 @@ pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> E
         },
         None => None,
     };
-    let filter = named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref()));
-    match status::render(&global.state_dir, filter, ui.format == Format::Json) {
+    let query = status::Query {
+        playbook: named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref())),
+        environment: args.env.as_deref(),
+        run,
+        last: args.last,
+        log: args.log,
+    };
+    match status::render(&global.state_dir, &query, ui.format == Format::Json) {
         Ok(text) => {
             ui.stdout(&text);
             Exit::Success
         }
         Err(failure) => failed(ui, failure),
+    }
+}
+
+/// Does a `status` argument name a playbook rather than a run?
+fn looks_like_a_path(target: &str) -> bool {
+    target.contains('/') || target.ends_with(".toml") || Path::new(target).is_file()
+}
+
+/// `init`: a commented starter playbook, its staging environment and the JSON
+/// Schemas its `#:schema` lines point at. Refuses to overwrite anything.
+pub(crate) fn init(ui: &Ui, args: &cli::InitArgs) -> Exit {
+    let dir = check::absolute(&args.dir);
+    let name = args.name.clone().unwrap_or_else(|| {
+        let base = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let slug: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let slug = slug.trim_matches('-').to_owned();
+        if slug.is_empty() { "app".to_owned() } else { slug }
+    });
+    if name.trim().is_empty() || name.contains(['"', '\\', '\n', '\0']) {
+        ui.error(&format!("`{}` cannot be a playbook's name here", name.escape_debug()));
+        ui.help("`--name` takes a name without quotes, backslashes or line breaks");
+        return Exit::Invalid;
+    }
+    let files = [
+        ("upgrade.toml", include_str!("starter.toml").replace("@NAME@", &name)),
+        ("environments/staging.toml", include_str!("starter-env.toml").replace("@NAME@", &name)),
+        ("schema/playbook.schema.json", crate::playbook_schema()),
+        ("schema/environment.schema.json", crate::environment_schema()),
+    ];
+    let existing: Vec<String> = files
+        .iter()
+        .map(|(file, _)| dir.join(file))
+        .filter(|path| std::fs::symlink_metadata(path).is_ok())
+        .map(|path| diagnostic::display_path(&path))
+        .collect();
+    if !existing.is_empty() {
+        ui.error(&format!(
+            "`init` would overwrite {}",
+            existing.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ));
+        ui.help("nothing was written; run it in another directory, or move those files aside");
+        return Exit::Invalid;
+    }
+    for (file, content) in &files {
+        let path = dir.join(file);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
+            .and_then(|mut out| std::io::Write::write_all(&mut out, content.as_bytes()));
+        if let Err(error) = written {
+            ui.error(&format!("cannot write `{}`: {}", diagnostic::display_path(&path), crate::document::io_reason(&error)));
+            return Exit::Invalid;
+        }
+        ui.status("Created", &diagnostic::display_path(&path));
+    }
+    let playbook = diagnostic::display_path(&dir.join("upgrade.toml"));
+    ui.status("Next", &format!("`upshift plan {playbook} --env staging` shows what it would do"));
+    Exit::Success
+}
+
+/// `completions SHELL`: the completion script clap_complete writes.
+pub(crate) fn completions(ui: &Ui, shell: clap_complete::Shell) -> Exit {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cli::Cli::command(), "upshift", &mut out);
+    ui.stdout(&String::from_utf8_lossy(&out));
+    Exit::Success
+}
+
+/// `man`: the manual page on stdout, or one page per command in a directory.
+pub(crate) fn man(ui: &Ui, out_dir: Option<&Path>) -> Exit {
+    use clap::CommandFactory;
+    let command = cli::Cli::command();
+    match out_dir {
+        None => {
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(command).render(&mut out) {
+                Ok(()) => {
+                    ui.stdout(&String::from_utf8_lossy(&out));
+                    Exit::Success
+                }
+                Err(error) => {
+                    ui.error(&format!("cannot render the manual page: {error}"));
+                    Exit::Invalid
+                }
+            }
+        }
+        Some(dir) => {
+            let written = std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir));
+            match written {
+                Ok(()) => {
+                    ui.status("Written", &format!("manual pages into `{}`", diagnostic::display_path(dir)));
+                    Exit::Success
+                }
+                Err(error) => {
+                    ui.error(&format!(
+                        "cannot write manual pages into `{}`: {}",
+                        diagnostic::display_path(dir),
+                        crate::document::io_reason(&error)
+                    ));
+                    Exit::Invalid
+                }
+            }
+        }
     }
 }

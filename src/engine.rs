@@ -43,6 +43,8 @@ pub(crate) struct RunOptions {
     pub(crate) skip_interrupted: bool,
     /// Stop what is left of an interrupted step's processes instead of refusing.
     pub(crate) kill_orphans: bool,
+    /// `upshift rollback`: undoing the run is what was asked, so a complete undo succeeds (exit 0).
+    pub(crate) rollback_requested: bool,
 }
 
 /// Why a command stopped before or outside the step loop.
@@ -323,8 +325,8 @@ pub(crate) fn resume(
 ) -> Result<Exit, Failure> {
     if let Some((RunOutcome::RollbackIncomplete, _)) = record.end {
         return Err(Failure::new(
-            Exit::Invalid,
-            format!("run `{}` failed and its rollback is incomplete", record.header.run_id),
+            Exit::RollbackIncomplete,
+            format!("run `{}` failed and its rollback is incomplete: there is nothing to resume", record.header.run_id),
         )
         .help("`upshift rollback` retries what is left"));
     }
@@ -813,7 +815,9 @@ impl<'a> Engine<'a> {
             None if failures.is_empty() => self.end(RunOutcome::Succeeded, Vec::new(), Exit::Success),
             None => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
             Some(left) if left.is_empty() && failures.is_empty() => {
-                self.end(RunOutcome::RolledBack, Vec::new(), Exit::StepFailed)
+                // After a failure the run failed (1); asked to roll back, the rollback succeeded (0).
+                let exit = if self.options.rollback_requested { Exit::Success } else { Exit::StepFailed };
+                self.end(RunOutcome::RolledBack, Vec::new(), exit)
             }
             Some(left) if left.is_empty() => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
             Some(mut left) => {

@@ -31,9 +31,10 @@ pub(crate) const PLAN_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlanOptions {
     pub(crate) selection: SelectionArgs,
-    /// Run readiness checks and read-only steps (false for `diff`, which compares definitions).
+    /// Run readiness checks (false for `diff`, which compares definitions).
     pub(crate) execute: bool,
-    /// Run `read_only` steps too (`plan`); `run` executes them as steps of the run.
+    /// Run `read_only` steps (`plan`, and `diff`, so that guards reading their
+    /// output decide as in `plan`); `run` executes them as steps of the run.
     pub(crate) execute_read_only: bool,
     /// The instant the window is judged at.
     pub(crate) now: Option<jiff::Timestamp>,
@@ -391,11 +392,7 @@ impl Planner<'_> {
             Status::Skipped => {
                 context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
             }
-            Status::WillRun
-                if step.read_only
-                    && self.options.execute
-                    && self.options.execute_read_only
-                    && !reads_secret(&planned) =>
+            Status::WillRun if step.read_only && self.options.execute_read_only && !reads_secret(&planned) =>
             {
                 let Action::Command(command) = &step.action else { unreachable_read_only() };
                 let value = context.value(step.scope.as_ref())?;
@@ -421,7 +418,7 @@ impl Planner<'_> {
                 context.set_step(id, &result);
                 planned.output = Some(result);
             }
-            Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
+            Status::WillRun if step.read_only && self.options.execute_read_only => {
                 planned.reason = Some("`plan` does not run it: it reads a secret, which only `run` reads".to_owned());
                 context.set_step_unknown(id);
             }
@@ -551,7 +548,7 @@ pub(crate) fn render_action(
                 },
                 Err(error) if will_run => (
                     None,
-                    Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error))),
+                    Some(format!("{UNREADABLE_NOW} ({}): {KNOWN_AT_RUN_TIME}", crate::document::io_reason(&error))),
                 ),
                 Err(_) => (None, None),
             };
@@ -582,6 +579,15 @@ pub(crate) fn render_action(
         }
         Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
     })
+}
+
+/// The note of an edit whose file cannot be read during the plan (an earlier step may create it).
+const UNREADABLE_NOW: &str = "cannot read it now";
+const KNOWN_AT_RUN_TIME: &str = "its change is known only at run time";
+
+/// Is this an edit whose change the plan could not show (its file cannot be read yet)?
+pub(crate) fn change_known_at_run_time(action: &PlannedAction) -> bool {
+    matches!(action, PlannedAction::Edit { note: Some(note), .. } if note.starts_with(UNREADABLE_NOW))
 }
 
 /// The note of a file change whose content holds a secret.

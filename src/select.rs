@@ -110,7 +110,8 @@ pub(crate) fn select(
                     "`--to {pinned}` is not an available version (newest available: {})",
                     if newest.is_empty() { "none".to_owned() } else { newest.join(", ") }
                 ),
-                usage: true,
+                // Not the flags' fault: what is available decides (exit 3, like a failed readiness check).
+                usage: false,
             });
         };
         if let Some((text, req)) = target
@@ -406,7 +407,8 @@ mod tests {
         let args = SelectionArgs { to: Some("2.4.7".into()), ..Default::default() };
         assert_eq!(run(&spec("~2.4", &TRAIN), &args).unwrap().target.to_string(), "2.4.7");
         let args = SelectionArgs { to: Some("2.4.9".into()), ..Default::default() };
-        assert!(run(&spec("~2.4", &TRAIN), &args).unwrap_err().usage);
+        let unavailable = run(&spec("~2.4", &TRAIN), &args).unwrap_err();
+        assert!(unavailable.message.contains("not an available version") && !unavailable.usage, "exit 3, not 2");
         let args = SelectionArgs { to: Some("2.4.6".into()), ..Default::default() };
         assert!(run(&spec("~2.4", &TRAIN), &args).unwrap_err().message.contains("downgrade"));
         assert!(run(&spec("2.4.5.*", &TRAIN), &SelectionArgs::default()).unwrap_err().message.contains("no available"));
