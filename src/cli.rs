@@ -78,7 +78,7 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Undo the completed steps of an unfinished or failed run, newest first
     Rollback(RollbackArgs),
-    /// Runs and their per-step outcomes, from the journals
+    /// Runs (newest first) and their steps, from the journals; one run in full, or its whole output
     Status(StatusArgs),
     /// Diff the rendered plans of two environments or two revisions
     Diff(DiffArgs),

@@ -158,7 +158,11 @@ pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::Selec
         if steps > 0 {
             what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
         }
-        Refusal::new(Exit::NotReady, format!("not ready: {}", what.join(", ")), Some("nothing was changed; see the hints above"))
+        Refusal::new(
+            Exit::NotReady,
+            format!("not ready: {}", what.join(", ")),
+            Some("nothing was changed; see the hints above"),
+        )
     });
     ui.stdout(&match ui.format {
         Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
@@ -497,7 +501,11 @@ pub(crate) fn init(ui: &Ui, args: &cli::InitArgs) -> Exit {
             .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
             .and_then(|mut out| std::io::Write::write_all(&mut out, content.as_bytes()));
         if let Err(error) = written {
-            ui.error(&format!("cannot write `{}`: {}", diagnostic::display_path(&path), crate::document::io_reason(&error)));
+            ui.error(&format!(
+                "cannot write `{}`: {}",
+                diagnostic::display_path(&path),
+                crate::document::io_reason(&error)
+            ));
             return Exit::Invalid;
         }
         ui.status("Created", &diagnostic::display_path(&path));

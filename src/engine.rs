@@ -25,6 +25,7 @@ use crate::plan::{
 };
 use crate::playbook::{Action, Playbook, Rollback, Step};
 use crate::process::{Executor, Output, Stream, Watch, signals};
+use crate::runlog::RunLog;
 use crate::runs::{RunRecord, StepState};
 use crate::secrets::Masker;
 use crate::select::Selection;
@@ -595,6 +596,8 @@ struct Engine<'a> {
     /// Secrets revealed: what commands are built from.
     exec: Context,
     snapshots: Snapshots,
+    /// Every output line, masked (the journal keeps a tail).
+    log: RunLog,
     options: &'a RunOptions,
     run_id: String,
 }
@@ -653,6 +656,7 @@ impl<'a> Engine<'a> {
     ) -> Engine<'a> {
         let run_id = record.header.run_id.clone();
         let snapshots = Snapshots::new(journal.path.with_extension("files"), &run_id);
+        let log = RunLog::open(&journal.path);
         Engine {
             playbook,
             executor,
@@ -663,6 +667,7 @@ impl<'a> Engine<'a> {
             shown: contexts.0,
             exec: contexts.1,
             snapshots,
+            log,
             options,
             run_id,
         }
@@ -682,7 +687,13 @@ impl<'a> Engine<'a> {
     }
 
     fn report(&mut self, event: &Event<'_>) {
+        if let Event::StepStarted { step, phase, attempt, .. } = event {
+            self.log.begin(step, *phase, *attempt);
+        }
         self.reporter.event(event);
+        if let Some(problem) = self.log.problem() {
+            self.reporter.event(&Event::Notice { level: "warning", message: &problem });
+        }
     }
 
     fn notice(&mut self, level: &'static str, message: &str) {
@@ -691,6 +702,8 @@ impl<'a> Engine<'a> {
     }
 
     fn append(&mut self, record: &Record) -> Result<(), Failure> {
+        // The log is never behind the journal: what a record says ran, its output is on disk.
+        self.log.sync();
         self.journal.append(record).map_err(|e| self.journal_failure(&e))?;
         self.record.apply_ref(record);
         Ok(())
@@ -1155,6 +1168,7 @@ impl<'a> Engine<'a> {
                 let reporter = &mut *self.reporter;
                 let journal = &mut self.journal;
                 let record = &mut self.record;
+                let log = &mut self.log;
                 let mut journal_error = None;
                 let result = self.executor.run_watched(&spec, &mut |event| match event {
                     Watch::Spawned { pgid, start } => {
@@ -1171,14 +1185,17 @@ impl<'a> Engine<'a> {
                             Err(error) => journal_error = Some(error),
                         }
                     }
-                    Watch::Line(stream, line) => reporter.event(&Event::Output {
-                        step: &id,
-                        stream: match stream {
-                            Stream::Stdout => "stdout",
-                            Stream::Stderr => "stderr",
-                        },
-                        line,
-                    }),
+                    Watch::Line(stream, line) => {
+                        log.line(stream, line);
+                        reporter.event(&Event::Output {
+                            step: &id,
+                            stream: match stream {
+                                Stream::Stdout => "stdout",
+                                Stream::Stderr => "stderr",
+                            },
+                            line,
+                        });
+                    }
                 });
                 if let Some(error) = journal_error {
                     return Err(self.journal_failure(&error));
@@ -1201,11 +1218,20 @@ impl<'a> Engine<'a> {
                         });
                         Ok(Done { output, error })
                     }
-                    Err(error) => Ok(finish(Some(self.masker.mask(&format!(
-                        "`{}` could not start: {}",
-                        spec.argv.first().map_or("", String::as_str),
-                        crate::document::io_reason(&error)
-                    ))))),
+                    Err(error) => {
+                        // A missing working directory is the reason, not the shell that never started.
+                        let reason = match &spec.cwd {
+                            Some(cwd) if !cwd.is_dir() => {
+                                format!("its working directory `{}` does not exist", cwd.display())
+                            }
+                            _ => format!(
+                                "`{}` could not start: {}",
+                                spec.argv.first().map_or("", String::as_str),
+                                crate::document::io_reason(&error)
+                            ),
+                        };
+                        Ok(finish(Some(self.masker.mask(&reason))))
+                    }
                 }
             }
             Action::Edit(edit) => {

@@ -24,6 +24,7 @@ mod process;
 mod raw;
 mod readiness;
 mod report;
+mod runlog;
 mod runs;
 mod schema;
 mod secrets;

@@ -392,8 +392,7 @@ impl Planner<'_> {
             Status::Skipped => {
                 context.set_step(id, &StepResult { stdout: String::new(), exit_code: None, skipped: true })
             }
-            Status::WillRun if step.read_only && self.options.execute_read_only && !reads_secret(&planned) =>
-            {
+            Status::WillRun if step.read_only && self.options.execute_read_only && !reads_secret(&planned) => {
                 let Action::Command(command) = &step.action else { unreachable_read_only() };
                 let value = context.value(step.scope.as_ref())?;
                 let spec = command_spec(

@@ -335,7 +335,11 @@ pub(crate) fn markdown(plan: &Plan) -> String {
     let all = || plan.steps.iter().chain(&plan.finally);
     let count = |status: Status| all().filter(|s| s.status == status).count();
     let later = all().filter(|s| s.status == Status::WillRun && plan::change_known_at_run_time(&s.action)).count();
-    let later = if later > 0 { format!(" · **{later}** file change{} known only at run time", if later == 1 { "" } else { "s" }) } else { String::new() };
+    let later = if later > 0 {
+        format!(" · **{later}** file change{} known only at run time", if later == 1 { "" } else { "s" })
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
         "**{}** will run · **{}** skipped · **{}** decided at run time{later} · fingerprint `{}`\n",
@@ -460,11 +464,8 @@ fn code_cell(text: &str) -> String {
                 return String::new();
             }
             let indent = line.len() - line.trim_start_matches(' ').len();
-            let escaped = line[indent..]
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('|', "&#124;");
+            let escaped =
+                line[indent..].replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "&#124;");
             format!("<code>{}{escaped}</code>", "&nbsp;".repeat(indent))
         })
         .collect::<Vec<_>>()

@@ -67,7 +67,7 @@ pub(crate) fn resolve_target(
         Ok(requirement) => Ok(Some((rendered, requirement))),
         Err(reason) => Err(Diagnostic::error(format!("`target` renders to `{rendered}`: {reason}"))
             .at(target.location.clone())
-            .help(format!("the target must be a {} requirement", spec.scheme.title()))),
+            .help(format!("the target must be {}", spec.scheme.a_requirement()))),
     }
 }
 
@@ -329,8 +329,13 @@ pub(crate) fn run_probe(
         Probe::Command { command, cwd, extract: how } => {
             let cwd = cwd.as_ref().map(render).transpose()?;
             let spec = spec_for(command, cwd)?;
-            let shown = spec.argv.last().cloned().unwrap_or_default();
-            let output = executor.run(&spec).map_err(|error| format!("`{shown}` could not start: {error}"))?;
+            let shown = match command {
+                crate::playbook::Command::Shell { .. } => spec.argv.last().cloned().unwrap_or_default(),
+                crate::playbook::Command::Exec(_) => shell_words::join(&spec.argv),
+            };
+            let output = executor
+                .run(&spec)
+                .map_err(|error| format!("`{shown}` could not start: {}", crate::document::io_reason(&error)))?;
             if !output.success() {
                 return Err(format!(
                     "`{shown}` failed ({}): {}",

@@ -233,23 +233,31 @@ fn one_run(record: &RunRecord, log: bool, json: bool) -> Result<String, Failure>
     }
     let _ = writeln!(
         out,
-        "  started      {} by {}@{} (pid {}), target {}",
+        "  started      {} by {} on {} (pid {}), target {}",
         run.started_at, detail.user, detail.host, detail.pid, detail.target
     );
     if let Some(window) = detail.window {
         let _ = writeln!(out, "  window       {window}");
     }
     let _ = writeln!(out, "  state        {}", run.state);
+    let names: Vec<String> = run
+        .steps
+        .iter()
+        .map(|step| {
+            let tries = if step.starts > 1 { format!(" ({} tries)", step.starts) } else { String::new() };
+            format!("{}{}{tries}", step.step, phase(step.phase))
+        })
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(4);
     if !run.steps.is_empty() {
-        let _ = writeln!(out, "\n  {:<11} {:<24} {:>8}  {}", "outcome", "step", "took", "exit  reason");
+        let _ = writeln!(out, "\n  {:<11} {:<width$} {:>7}  exit  reason", "outcome", "step", "took");
     }
-    for step in &run.steps {
+    for (step, name) in run.steps.iter().zip(&names) {
         let took = step.duration_ms.map_or_else(String::new, |ms| format!("{:.1}s", ms as f64 / 1000.0));
         let code = step.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string());
-        let tries = if step.starts > 1 { format!(" ({} tries)", step.starts) } else { String::new() };
         let reason = step.reason.as_deref().unwrap_or("");
-        let name = format!("{}{}{tries}", step.step, phase(step.phase));
-        let _ = writeln!(out, "  {:<11} {name:<24} {took:>8}  {code:<4}  {reason}", step.outcome);
+        let line = format!("  {:<11} {name:<width$} {took:>7}  {code:<4}  {reason}", step.outcome);
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     if !run.left.is_empty() {
         out.push('\n');
