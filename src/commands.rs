@@ -341,10 +341,10 @@ pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
-    match engine::run(&playbook, &global.state_dir, &args.selection, &options, reporter.as_mut(), clock()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::run(&playbook, &global.state_dir, &args.selection, &options, reporter.as_mut(), clock());
+    // The reporter's spinner goes before anything else is said.
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 /// The unfinished run and the playbook it ran, loaded again.
@@ -395,10 +395,9 @@ pub(crate) fn resume(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> E
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
-    match engine::resume(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::resume(&mut playbook, record, &global.state_dir, &options, reporter.as_mut());
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) -> Exit {
@@ -414,10 +413,9 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
         rollback_requested: true,
         ..engine::RunOptions::default()
     };
-    match engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::rollback(&mut playbook, record, &global.state_dir, &options, reporter.as_mut());
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> Exit {

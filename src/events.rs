@@ -118,6 +118,16 @@ impl TextReporter {
     }
 }
 
+/// A spinner never stays on screen, frozen, when the reporter goes: after
+/// Ctrl-C, an error, or anything else that ends a command early.
+impl Drop for TextReporter {
+    fn drop(&mut self) {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
 const GREEN: &str = "\x1b[1;32m";
 const YELLOW: &str = "\x1b[1;33m";
 const RED: &str = "\x1b[1;31m";
@@ -185,6 +195,12 @@ impl Reporter for TextReporter {
             }
             Event::Notice { level, message } => {
                 let style = if *level == "error" { RED } else { YELLOW };
+                if message.starts_with("interrupted by ")
+                    && let Some(spinner) = self.spinner.take()
+                {
+                    // The step it showed was stopped: its line goes, the notice says why.
+                    spinner.finish_and_clear();
+                }
                 self.line(level, message, style);
             }
             Event::UpToDate { playbook, environment, version } => {

@@ -440,3 +440,43 @@ fn completions_and_manual_pages() {
         assert!(text.contains(".TH"), "{page}");
     }
 }
+
+/// On a terminal each step is a spinner; a signal clears it before saying
+/// anything, so no frozen spinner line stays on screen.
+#[test]
+fn no_spinner_stays_on_screen_after_a_signal() {
+    use std::process::Stdio;
+    let sandbox = Sandbox::new();
+    let p = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"spin\"\n[[step]]\nid = \"long\"\nrun = \"echo working; touch started; sleep 30\"\nidempotent = true\n",
+    );
+    let bin = assert_cmd::cargo::cargo_bin("upshift");
+    let command = format!("{} run {}", bin.display(), p.display());
+    let child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(sandbox.path())
+        .env("UPSHIFT_STATE_DIR", sandbox.path().join(".state"))
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::engine::wait_for(&sandbox.path().join("started"));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.path().join(".state/lock")).unwrap()).unwrap();
+    let pid = lock["pid"].as_u64().unwrap().to_string();
+    std::process::Command::new("kill").args(["-s", "INT", &pid]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    let frame = screen.rfind("long [").unwrap_or_else(|| panic!("no spinner was drawn: {screen:?}"));
+    let notice = screen.find("interrupted by SIGINT during `long`").unwrap_or_else(|| panic!("{screen:?}"));
+    assert!(frame < notice, "a spinner frame came after the notice: {screen:?}");
+    // Between the last frame and the notice, the line was erased.
+    assert!(screen[frame..notice].contains("\x1b[2K"), "the spinner line was not cleared: {:?}", &screen[frame..]);
+    assert!(!screen[notice..].contains("long ["), "{screen:?}");
+}
