@@ -76,6 +76,8 @@ pub(crate) struct SecretStatus {
     pub(crate) source: String,
     /// `true`/`false` when it can be told without reading the value; `null` for commands.
     pub(crate) present: Option<bool>,
+    /// Its environment variable is set, to nothing (not present either).
+    pub(crate) empty: bool,
     pub(crate) required: bool,
 }
 
@@ -756,6 +758,7 @@ pub(crate) fn command_spec(
 }
 
 fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
+    let empty = matches!(&secret.source, SecretSource::Env(var) if std::env::var_os(var).is_some_and(|v| v.is_empty()));
     let (source, present) = match &secret.source {
         SecretSource::Env(var) => (format!("env {var}"), Some(std::env::var_os(var).is_some_and(|v| !v.is_empty()))),
         SecretSource::File(path) => {
@@ -763,7 +766,7 @@ fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
         }
         SecretSource::Command(argv) => (format!("command {}", shell_words::join(argv)), None),
     };
-    SecretStatus { name: name.to_owned(), source, present, required: secret.required }
+    SecretStatus { name: name.to_owned(), source, present, empty, required: secret.required }
 }
 
 fn version_plan(selection: &Selection) -> VersionPlan {

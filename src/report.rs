@@ -125,6 +125,8 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         for secret in &plan.secrets {
             let presence = match secret.present {
                 Some(true) => format!("{green}present{reset}"),
+                Some(false) if secret.empty && secret.required => format!("{red}empty{reset}"),
+                Some(false) if secret.empty => format!("{dim}empty (optional){reset}"),
                 Some(false) if secret.required => format!("{red}missing{reset}"),
                 Some(false) => format!("{dim}missing (optional){reset}"),
                 None => format!("{dim}resolved by `run`{reset}"),

@@ -253,7 +253,10 @@ fn one_run(record: &RunRecord, log: bool, json: bool) -> Result<String, Failure>
         let _ = writeln!(out, "\n  {:<11} {:<width$} {:>7}  exit  reason", "outcome", "step", "took");
     }
     for (step, name) in run.steps.iter().zip(&names) {
-        let took = step.duration_ms.map_or_else(String::new, |ms| format!("{:.1}s", ms as f64 / 1000.0));
+        let took = match step.duration_ms {
+            Some(ms) if step.outcome != "skipped" => format!("{:.1}s", ms as f64 / 1000.0),
+            _ => String::new(),
+        };
         let code = step.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string());
         let reason = step.reason.as_deref().unwrap_or("");
         let line = format!("  {:<11} {name:<width$} {took:>7}  {code:<4}  {reason}", step.outcome);

@@ -480,3 +480,128 @@ fn no_spinner_stays_on_screen_after_a_signal() {
     assert!(screen[frame..notice].contains("\x1b[2K"), "the spinner line was not cleared: {:?}", &screen[frame..]);
     assert!(!screen[notice..].contains("long ["), "{screen:?}");
 }
+
+/// Every `upshift` line of the CI examples runs as written (the quickstart
+/// playbook standing in for the store's), with the flags that exist.
+#[test]
+fn the_ci_examples_run_as_written() {
+    let bin = assert_cmd::cargo::cargo_bin("upshift");
+    let bin_dir = bin.parent().unwrap();
+    for file in ["examples/ci/github-actions.yml", "examples/ci/gitlab-ci.yml"] {
+        let sandbox = Sandbox::new();
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .map(|line| line.strip_prefix("- ").unwrap_or(line))
+            .map(|line| line.strip_prefix("run: ").unwrap_or(line))
+            .filter(|line| line.starts_with("upshift "))
+            .collect();
+        assert_eq!(lines.len(), if file.contains("github") { 6 } else { 5 }, "{file}: {lines:#?}");
+        for line in lines {
+            let output = std::process::Command::new("sh")
+                .args(["-ec", line])
+                .current_dir(sandbox.path())
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+                .env("HOME", sandbox.path())
+                .env("UPSHIFT_STATE_DIR", sandbox.path().join(".state"))
+                .env("PLAYBOOK", root().join("playbooks/quickstart/upgrade.toml"))
+                .env("UPSHIFT_ENV", "staging")
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{file}: `{line}`: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert!(sandbox.read("plan.txt").starts_with("Plan for `quickstart` (environment `staging`)\n"));
+        assert_eq!(json(&sandbox.read("plan.json"))["v"], 1);
+        assert!(sandbox.read("plan.md").starts_with("### upshift plan: `quickstart` on `staging`\n"));
+    }
+}
+
+/// README's playbook validates as shown.
+#[test]
+fn the_readme_playbook_validates_as_shown() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## A playbook").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let toml = &section[start..start + section[start..].find("```").unwrap()];
+    let sandbox = Sandbox::new();
+    let playbook = sandbox.write("p.toml", toml);
+    let run = sandbox.run(&["validate", &playbook.to_string_lossy()]);
+    run.code(0);
+}
+
+/// README's tour, run as written: every line it shows of `run` and `plan`
+/// (but `…`) comes out, in order.
+#[test]
+fn the_readme_tour_comes_out_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let sandbox = Sandbox::new();
+    let tour = sandbox.path().join("upshift-tour");
+    let normalize = |text: &str| -> String {
+        let text = text.replace(&tour.display().to_string(), "/tmp/upshift-tour");
+        let rules = [
+            (r"\d{8}T\d{9}Z-\d{5}", "RUN"),
+            (r" in \d+\.\d+s", " in Ns"),
+            (r"sqlite3 is installed: \d+\.\d+\.\d+", "sqlite3 is installed: N"),
+            (r"\(KiB\): \d+", "(KiB): N"),
+        ];
+        rules.iter().fold(text, |text, (pattern, with)| {
+            regex::Regex::new(pattern).unwrap().replace_all(&text, *with).into_owned()
+        })
+    };
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in readme.lines() {
+        if line.starts_with("$ ") || line.starts_with("```") {
+            blocks.extend(current.take());
+        }
+        if let Some(command) = line.strip_prefix("$ upshift ")
+            && command.contains("root=/tmp/upshift-tour")
+            && (command.starts_with("run ") || command.starts_with("plan "))
+        {
+            current = Some((command.to_owned(), Vec::new()));
+        } else if let Some((_, lines)) = &mut current
+            && line.trim() != "…"
+        {
+            lines.push(line.to_owned());
+        }
+    }
+    assert_eq!(blocks.len(), 3, "{blocks:#?}");
+    for (command, expected) in blocks {
+        let args: Vec<String> =
+            shell_words::split(&command.replace("/tmp/upshift-tour", &tour.display().to_string())).unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = in_repo(&sandbox, &args);
+        run.code(0);
+        let actual = normalize(&format!("{}{}", run.stdout, run.stderr));
+        let actual: Vec<&str> = actual.lines().collect();
+        let mut at = 0;
+        for line in expected {
+            let line = normalize(&line);
+            match actual[at..].iter().position(|a| *a == line) {
+                Some(found) => at += found + 1,
+                None => panic!(
+                    "`upshift {command}`: README's line\n{line}\nis not in what comes out (after line {at}):\n{}",
+                    actual.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// An environment variable set to nothing is "empty", in the plan and for `run`.
+#[test]
+fn an_empty_secret_is_called_empty() {
+    let sandbox = Sandbox::new().env("TOKEN", "");
+    let p = sandbox.write(
+        "p.toml",
+        "format = 1\nname = \"empty\"\n[secrets.token]\nenv = \"TOKEN\"\n[[step]]\nid = \"a\"\nrun = \"echo {{ secrets.token }}\"\n",
+    );
+    let plan = sandbox.run(&["plan", &p.to_string_lossy()]);
+    plan.code(0);
+    assert!(plan.stdout.contains("  token  env TOKEN  empty\n"), "{}", plan.stdout);
+    let run = sandbox.run(&["run", &p.to_string_lossy()]);
+    run.code(3);
+    assert!(run.stderr.contains("`token`: the environment variable `TOKEN` is empty"), "{}", run.stderr);
+}
