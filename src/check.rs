@@ -120,10 +120,7 @@ impl Checker {
     /// Reports that the table at `table` lacks something, unless a key of it
     /// was left out for not parsing: that key may be what it lacks, and it is reported already.
     fn absent(&mut self, diagnostic: Diagnostic, source: &Source, table: std::ops::Range<usize>) {
-        let whole = 0..source.text.len();
-        let damaged = self.damaged.iter().any(|(file, span)| {
-            *file == source.display && (*span == table || (table == whole && span.start == 0 && span.end >= whole.end))
-        });
+        let damaged = self.damaged.iter().any(|(file, span)| *file == source.display && *span == table);
         if !damaged {
             self.push(diagnostic);
         }

@@ -89,7 +89,8 @@ pub(crate) fn parse_partial<T: DeserializeOwned>(source: &Arc<Source>, arrays: &
     };
     // The slow path, for a broken file only: leave out what does not fit, one key at a time.
     let whole = document.get_ref().clone();
-    let root = document.span();
+    // The whole document is the root table's span (what `absent` compares with).
+    let root = 0..source.text.len();
     let mut trimmed = document.clone();
     let mut diagnostics = Vec::new();
     let mut damaged = Vec::new();
@@ -262,7 +263,31 @@ fn serde_diagnostic(source: &Arc<Source>, document: &DeTable<'_>, error: &toml::
     let message = message
         .replace("expected u32", "expected a whole number ≥ 0")
         .replace("expected i64", "expected a whole number");
+    // Say whose value it is: `timeout`: invalid type: integer `5`, expected a string.
+    let key = error.span().and_then(|span| key_of_value(document, &span));
+    let message = match key {
+        Some(key) if message.starts_with("invalid ") => format!("`{key}`: {message}"),
+        _ => message,
+    };
     Diagnostic::error(message).at_opt(location).label("here")
+}
+
+/// The key whose value is at `span`, anywhere in the document.
+fn key_of_value(table: &DeTable<'_>, span: &std::ops::Range<usize>) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        if value.span() == *span {
+            return Some(key.get_ref().to_string());
+        }
+        key_in_value(value.get_ref(), span)
+    })
+}
+
+fn key_in_value(value: &DeValue<'_>, span: &std::ops::Range<usize>) -> Option<String> {
+    match value {
+        DeValue::Table(table) => key_of_value(table, span),
+        DeValue::Array(items) => items.iter().find_map(|item| key_in_value(item.get_ref(), span)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
