@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 n="${1:-10000}"
 runs="${RUNS:-10}"
 scripts/setup
-cargo build --release --locked --quiet
-bin="$PWD/target/release/upshift"
+cargo build --release --locked
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/upshift"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 {

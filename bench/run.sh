@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-5}"
 scripts/setup
-cargo build --release --locked --quiet
-bin="$PWD/target/release/upshift"
+cargo build --release --locked
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/upshift"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 rustc -O --edition 2021 bench/baseline.rs -o "$dir/baseline"

@@ -122,11 +122,46 @@ struct Checker {
     env_only: Vec<(String, Location)>,
     /// Every file read so far, with its digest.
     sources: Vec<crate::playbook::SourceDigest>,
+    /// Tables that lost a key that did not parse (file, span): what they lack may be that key.
+    damaged: Vec<(String, std::ops::Range<usize>)>,
+}
+
+/// A step's fields besides its id and action, checked.
+struct Fields {
+    name: Option<Template>,
+    creates: Option<Template>,
+    cwd: Option<Template>,
+    env: Vec<(String, Template)>,
+    timeout: Option<Duration>,
+    retry_delay: Duration,
+    rollback: Rollback,
+    read_only: bool,
 }
 
 impl Checker {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Reports that the table at `table` lacks something, unless a key of it
+    /// was left out for not parsing: that key may be what it lacks, and it is reported already.
+    fn absent(&mut self, diagnostic: Diagnostic, source: &Source, table: std::ops::Range<usize>) {
+        let damaged = self.damaged.iter().any(|(file, span)| *file == source.display && *span == table);
+        if !damaged {
+            self.push(diagnostic);
+        }
+    }
+
+    /// Parses a document as far as it goes, keeping its problems.
+    fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        source: &Arc<Source>,
+        arrays: &[(&str, document::Piece)],
+    ) -> Option<T> {
+        let parsed = document::parse_partial::<T>(source, arrays);
+        self.diagnostics.extend(parsed.diagnostics);
+        self.damaged.extend(parsed.damaged.into_iter().map(|span| (source.display.clone(), span)));
+        parsed.value
     }
 
     fn read(&mut self, path: &Path, what: &str, at: Option<Location>) -> Option<Arc<Source>> {
@@ -157,20 +192,15 @@ impl Checker {
         let path = absolute(path);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let source = self.read(&path, "playbook", None)?;
-        let raw = match document::parse::<RawPlaybook>(
+        // What does not parse is reported and left out; the rest is still checked.
+        let raw: RawPlaybook = self.parse(
             &source,
             &[
                 ("step", document::piece::<RawStep>),
                 ("finally", document::piece::<RawStep>),
                 ("check", document::piece::<RawCheck>),
             ],
-        ) {
-            Ok(raw) => raw,
-            Err(diagnostics) => {
-                self.diagnostics.extend(diagnostics);
-                return None;
-            }
-        };
+        )?;
         self.format(&raw, &source, true);
         let name = match &raw.name {
             Some(name) => {
@@ -180,10 +210,12 @@ impl Checker {
                 name.get_ref().clone()
             }
             None => {
-                self.push(
+                self.absent(
                     Diagnostic::error("missing key `name`")
                         .at(Location::new(&source, 0..0))
                         .help("a playbook names itself: `name = \"my-app-upgrade\"`"),
+                    &source,
+                    0..source.text.len(),
                 );
                 String::new()
             }
@@ -252,17 +284,14 @@ impl Checker {
         }
 
         let secrets = self.secrets(&secrets_raw, &dir);
-        let secret_names: BTreeSet<String> = secrets.keys().cloned().collect();
-        let version = raw.version.as_ref().and_then(|v| self.version(v, &source)).map(|mut version| {
-            let on = raw.version.as_ref().and_then(|v| v.get_ref().on.as_ref());
-            let names = on.map(|on| (vec![on.get_ref().clone()], loc(&source, on)));
-            version.on = self.targets(names.as_ref(), true).into_iter().next().unwrap_or_else(|| LOCAL.to_owned());
-            version
-        });
-        let requirements: BTreeSet<String> = version
-            .as_ref()
-            .map(|v| v.matrix.iter().flat_map(|row| row.set.keys().cloned()).collect())
-            .unwrap_or_default();
+        // What templates may read is what is declared, even where a declaration
+        // has a problem of its own: that problem is reported once, where it is.
+        let secret_names: BTreeSet<String> = secrets_raw.keys().cloned().collect();
+        let requirements: BTreeSet<String> = raw
+            .version
+            .iter()
+            .flat_map(|v| v.get_ref().matrix.iter().flat_map(|row| row.get_ref().set.keys().cloned()))
+            .collect();
         let window = window_raw.and_then(|(w, s)| self.window(w, &s));
 
         let names = Names {
@@ -270,12 +299,15 @@ impl Checker {
             params: Vec::new(),
             secrets: &secret_names,
             requirements: &requirements,
-            has_version: version.is_some(),
+            has_version: raw.version.is_some(),
             steps_visible: false,
         };
-        if let Some(version) = &version {
-            self.version_names(version, &names);
-        }
+        let version = raw.version.as_ref().and_then(|v| self.version(v, &source, &names)).map(|mut version| {
+            let on = raw.version.as_ref().and_then(|v| v.get_ref().on.as_ref());
+            let names = on.map(|on| (vec![on.get_ref().clone()], loc(&source, on)));
+            version.on = self.targets(names.as_ref(), true).into_iter().next().unwrap_or_else(|| LOCAL.to_owned());
+            version
+        });
         let checks: Vec<Check> = raw.check.iter().filter_map(|check| self.check(check, &source, &names)).collect();
 
         let mut steps = Vec::new();
@@ -701,11 +733,13 @@ impl Checker {
                     .help("write `format = 1`"),
             ),
             None => {
-                self.push(Diagnostic::error("missing key `format`").at(Location::new(source, 0..0)).help(if playbook {
-                    "start the playbook with `format = 1`"
-                } else {
-                    "start the file with `format = 1`"
-                }))
+                let diagnostic =
+                    Diagnostic::error("missing key `format`").at(Location::new(source, 0..0)).help(if playbook {
+                        "start the playbook with `format = 1`"
+                    } else {
+                        "start the file with `format = 1`"
+                    });
+                self.absent(diagnostic, source, 0..source.text.len());
             }
         }
     }
@@ -759,9 +793,8 @@ impl Checker {
             let Some(source) = self.read(&path, "environment file", None) else {
                 continue;
             };
-            match document::parse::<RawEnvironment>(&source, &[]) {
-                Ok(env) => out.push((source, env)),
-                Err(diagnostics) => self.diagnostics.extend(diagnostics),
+            if let Some(env) = self.parse::<RawEnvironment>(&source, &[]) {
+                out.push((source, env));
             }
         }
         out
@@ -872,10 +905,12 @@ impl Checker {
                 given.push(SecretSource::Command(command.clone()));
             }
             if given.len() != 1 {
-                self.push(
+                self.absent(
                     Diagnostic::error(format!("secret `{name}` needs exactly one source, found {}", given.len()))
                         .at(location)
                         .help("give one of `env = \"VAR\"`, `file = \"path\"`, `command = [\"argv\", …]`"),
+                    source,
+                    secret.span(),
                 );
                 continue;
             }
@@ -884,35 +919,46 @@ impl Checker {
         out
     }
 
-    fn version(&mut self, raw: &Spanned<RawVersion>, source: &Arc<Source>) -> Option<VersionSpec> {
+    /// Checks `[version]` whole: a part with a problem does not hide the problems of the others.
+    fn version(&mut self, raw: &Spanned<RawVersion>, source: &Arc<Source>, names: &Names<'_>) -> Option<VersionSpec> {
         let location = Location::new(source, raw.span());
         let v = raw.get_ref();
         let scheme = match &v.scheme {
-            None => Scheme::Semver,
-            Some(scheme) => match Scheme::parse(scheme.get_ref()) {
-                Some(scheme) => scheme,
-                None => {
+            None => Some(Scheme::Semver),
+            Some(scheme) => {
+                let known = Scheme::parse(scheme.get_ref());
+                if known.is_none() {
                     self.push(
                         Diagnostic::error(format!("unknown version scheme `{}`", scheme.get_ref()))
                             .at(loc(source, scheme))
                             .help("the schemes are `semver`, `composer`, `pep440` and `npm`"),
                     );
-                    return None;
                 }
-            },
+                known
+            }
         };
         let current = self.probe(v.current.as_ref(), "current", source, &location);
         let available = self.probe(v.available.as_ref(), "available", source, &location);
+        for probe in [&current, &available].into_iter().flatten() {
+            self.probe_names(probe, names);
+        }
         let target = v.target.as_ref().and_then(|target| {
             let location = loc(source, target);
             let template = Template::new(target.get_ref(), Quoting::Plain, Some(location.clone()));
+            if !template.is_literal() {
+                self.template(&template, names);
+            }
+            // Without a known scheme there is nothing to read a requirement with.
+            let scheme = scheme?;
             let requirement = if template.is_literal() {
                 match scheme.requirement(target.get_ref()) {
                     Ok(requirement) => Some(requirement),
                     Err(reason) => {
+                        // The reason names the text and what it is not: say it once.
                         self.push(
-                            Diagnostic::error(format!("`target` is not a {} requirement: {reason}", scheme.title()))
-                                .at(location),
+                            Diagnostic::error(reason)
+                                .at(location)
+                                .label(format!("`target` must be {}", scheme.a_requirement())),
                         );
                         return None;
                     }
@@ -922,6 +968,7 @@ impl Checker {
             };
             Some(Target { text: target.get_ref().clone(), location, template, requirement })
         });
+        let scheme = scheme?;
         let mut matrix = Vec::new();
         for row in &v.matrix {
             let r = row.get_ref();
@@ -930,8 +977,9 @@ impl Checker {
                     matrix.push(MatrixRow { versions: r.versions.get_ref().clone(), requirement, set: r.set.clone() })
                 }
                 Err(reason) => self.push(
-                    Diagnostic::error(format!("matrix `versions` is not a {} requirement: {reason}", scheme.title()))
-                        .at(loc(source, &r.versions)),
+                    Diagnostic::error(reason)
+                        .at(loc(source, &r.versions))
+                        .label(format!("`versions` must be {}", scheme.a_requirement())),
                 ),
             }
         }
@@ -956,10 +1004,12 @@ impl Checker {
         table: &Location,
     ) -> Option<Probe> {
         let Some(raw) = raw else {
-            self.push(
+            self.absent(
                 Diagnostic::error(format!("`[version]` needs `{what}`"))
                     .at(table.clone())
                     .help(format!("for example `{what} = {{ run = \"…\", regex = '(\\d+\\.\\d+\\.\\d+)' }}`")),
+                source,
+                table.span.clone(),
             );
             return None;
         };
@@ -968,9 +1018,11 @@ impl Checker {
         let count =
             [p.run.is_some(), p.exec.is_some(), p.value.is_some(), p.list.is_some()].iter().filter(|x| **x).count();
         if count != 1 {
-            self.push(
+            self.absent(
                 Diagnostic::error(format!("`version.{what}` needs exactly one of `run`, `exec`, `value`, `list`"))
                     .at(location),
+                source,
+                raw.span(),
             );
             return None;
         }
@@ -1012,24 +1064,16 @@ impl Checker {
         Some(Probe::Command { command, cwd, extract })
     }
 
-    fn version_names(&mut self, version: &VersionSpec, names: &Names<'_>) {
-        let probes = [&version.current, &version.available];
-        for probe in probes {
-            match probe {
-                Probe::Command { command, cwd, .. } => {
-                    self.command_names(command, names);
-                    if let Some(cwd) = cwd {
-                        self.template(cwd, names);
-                    }
+    fn probe_names(&mut self, probe: &Probe, names: &Names<'_>) {
+        match probe {
+            Probe::Command { command, cwd, .. } => {
+                self.command_names(command, names);
+                if let Some(cwd) = cwd {
+                    self.template(cwd, names);
                 }
-                Probe::Value(template) => self.template(template, names),
-                Probe::List(_) => {}
             }
-        }
-        if let Some(target) = &version.target
-            && target.requirement.is_none()
-        {
-            self.template(&target.template, names);
+            Probe::Value(template) => self.template(template, names),
+            Probe::List(_) => {}
         }
     }
 
@@ -1132,9 +1176,11 @@ impl Checker {
             }
             (None, Some(exec)) => self.exec(exec, source, &location)?,
             _ => {
-                self.push(
+                self.absent(
                     Diagnostic::error(format!("check `{}` needs exactly one of `run` and `exec`", c.name.get_ref()))
                         .at(location),
+                    source,
+                    raw.span(),
                 );
                 return None;
             }
@@ -1175,7 +1221,11 @@ impl Checker {
                 && semver.is_literal()
                 && let Err(reason) = crate::version::semver_requirement(&semver.source)
             {
-                self.push(Diagnostic::error(reason).at_opt(semver.location.clone()));
+                self.push(
+                    Diagnostic::error(reason)
+                        .at_opt(semver.location.clone())
+                        .label("`expect.semver` must be a semver requirement"),
+                );
             }
         }
         let hint = c.hint.as_ref().map(|h| Template::new(h.get_ref(), Quoting::Plain, Some(loc(source, h))));
@@ -1231,8 +1281,14 @@ impl Checker {
     ) {
         let location = Location::new(source, raw.span());
         let s = raw.get_ref();
+        // A step with a problem is still checked whole: one problem never hides another.
         let Some(id) = &s.id else {
-            self.push(Diagnostic::error("step has no `id`").at(location).help("give every step a unique `id = \"…\"`"));
+            self.push(
+                Diagnostic::error("step has no `id`")
+                    .at(location.clone())
+                    .help("give every step a unique `id = \"…\"`"),
+            );
+            self.step_fields(s, source, dir, None, "a step without an id", &location, names);
             return;
         };
         let id_location = loc(source, id);
@@ -1280,24 +1336,6 @@ impl Checker {
         .into_iter()
         .flatten()
         .collect();
-        if actions.is_empty() {
-            self.push(
-                Diagnostic::error(format!("step `{full_id}` has no action"))
-                    .at(id_location.clone())
-                    .help("give it one of `run`, `exec`, `edit`, `template`, `pause`, `include`"),
-            );
-            return;
-        }
-        if actions.len() > 1 {
-            let list: Vec<String> = actions.iter().map(|(name, _)| format!("`{name}`")).collect();
-            self.push(
-                Diagnostic::error(format!("step `{full_id}` has {} actions: {}", actions.len(), list.join(", ")))
-                    .at(Location::new(source, actions[1].1.clone()))
-                    .label("second action")
-                    .help("a step does one thing; split it into several steps"),
-            );
-            return;
-        }
         if !s.with.is_empty() && s.include.is_none() {
             let (key, _) = s.with.first().expect("not empty");
             self.push(Diagnostic::error("`with` is only for `include` steps").at(loc(source, key)));
@@ -1318,6 +1356,30 @@ impl Checker {
         // Where it runs: its own `on`, or its include's.
         let on = s.on.as_ref().and_then(|on| self.names_of(on, source));
         let once = s.once.unwrap_or(outer.once);
+
+        if actions.len() != 1 {
+            if actions.is_empty() {
+                self.absent(
+                    Diagnostic::error(format!("step `{full_id}` has no action"))
+                        .at(id_location.clone())
+                        .help("give it one of `run`, `exec`, `edit`, `template`, `pause`, `include`"),
+                    source,
+                    raw.span(),
+                );
+            } else {
+                let list: Vec<String> = actions.iter().map(|(name, _)| format!("`{name}`")).collect();
+                self.push(
+                    Diagnostic::error(format!("step `{full_id}` has {} actions: {}", actions.len(), list.join(", ")))
+                        .at(Location::new(source, actions[1].1.clone()))
+                        .label("second action")
+                        .help("a step does one thing; split it into several steps"),
+                );
+            }
+            // Its other fields are still checked, and later steps may still read it.
+            self.step_fields(s, source, dir, None, &full_id, &id_location, names);
+            self.seen.push(full_id);
+            return;
+        }
         if let Some(include) = &s.include {
             if on.is_some() {
                 outer.on = on;
@@ -1350,66 +1412,29 @@ impl Checker {
         let action = if let Some(run) = &s.run {
             let shell = s.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.get_ref().clone());
             let script = Template::new(run.get_ref(), Quoting::shell(&shell), Some(loc(source, run)));
-            Action::Command(Command::Shell { shell, script })
+            Some(Action::Command(Command::Shell { shell, script }))
         } else if let Some(exec) = &s.exec {
-            let Some(command) = self.exec(exec, source, &id_location) else {
-                return;
-            };
-            Action::Command(command)
+            self.exec(exec, source, &id_location).map(Action::Command)
         } else if let Some(edit) = &s.edit {
-            let Some(edit) = self.edit(edit, source) else {
-                return;
-            };
-            Action::Edit(edit)
+            self.edit(edit, source).map(Action::Edit)
         } else if let Some(template) = &s.template {
-            let Some(template) = self.file_template(template, source, dir) else {
-                return;
-            };
-            Action::Template(template)
-        } else if let Some(pause) = &s.pause {
-            Action::Pause(Template::new(pause.get_ref(), Quoting::Plain, Some(loc(source, pause))))
+            self.file_template(template, source, dir).map(Action::Template)
         } else {
+            s.pause
+                .as_ref()
+                .map(|pause| Action::Pause(Template::new(pause.get_ref(), Quoting::Plain, Some(loc(source, pause)))))
+        };
+        let Some(action) = action else {
+            // The action's problem is reported; the rest of the step is still checked.
+            self.step_fields(s, source, dir, None, &full_id, &id_location, names);
+            self.seen.push(full_id);
             return;
         };
         self.action_names(&action, names);
 
-        let name = self.optional_template(&s.name, source, names);
-        let creates = self.optional_template(&s.creates, source, names);
-        let cwd = self.optional_template(&s.cwd, source, names);
-        let env = self.env(&s.env, source, names);
-        let timeout = self.timeout(s.timeout.as_ref(), source);
-        let retry_delay = self.duration(s.retry_delay.as_ref(), source).unwrap_or(Duration::from_secs(1));
+        let Fields { name, creates, cwd, env, timeout, retry_delay, rollback, read_only } =
+            self.step_fields(s, source, dir, Some(&action), &full_id, &id_location, names);
         let is_command = matches!(action, Action::Command(_));
-        let is_file = matches!(action, Action::Edit(_) | Action::Template(_));
-        let read_only = s.read_only.unwrap_or(false);
-        if read_only && !is_command {
-            self.push(
-                Diagnostic::error(format!("step `{full_id}` cannot be `read_only`"))
-                    .at(id_location.clone())
-                    .help("only `run` and `exec` steps are executed during `plan`"),
-            );
-        }
-        if (s.retries.is_some() || s.retry_delay.is_some()) && !is_command {
-            self.push(
-                Diagnostic::error(format!(
-                    "`retries` only apply to commands, and step `{full_id}` is `{}`",
-                    action.kind()
-                ))
-                .at(id_location.clone()),
-            );
-        }
-        let rollback = match &s.rollback {
-            None if is_file => Rollback::Restore,
-            None => Rollback::Nothing,
-            Some(rollback) => self.rollback(rollback, source, dir, names).unwrap_or(Rollback::Nothing),
-        };
-        if read_only && !matches!(rollback, Rollback::Nothing) {
-            self.push(
-                Diagnostic::error(format!("read-only step `{full_id}` has a `rollback`"))
-                    .at(id_location.clone())
-                    .help("a read-only step changes nothing, so there is nothing to undo"),
-            );
-        }
         self.seen.push(full_id.clone());
         out.push(Step {
             id: StepId::new(full_id),
@@ -1432,6 +1457,61 @@ impl Checker {
             batch: outer.batch,
             once,
         });
+    }
+
+    /// Checks the fields of a step besides its id and action; `action` is
+    /// `None` when it has a problem of its own (what depends on its kind is then left unjudged).
+    #[allow(clippy::too_many_arguments)]
+    fn step_fields(
+        &mut self,
+        s: &RawStep,
+        source: &Arc<Source>,
+        dir: &Path,
+        action: Option<&Action>,
+        full_id: &str,
+        id_location: &Location,
+        names: &Names<'_>,
+    ) -> Fields {
+        let name = self.optional_template(&s.name, source, names);
+        let creates = self.optional_template(&s.creates, source, names);
+        let cwd = self.optional_template(&s.cwd, source, names);
+        let env = self.env(&s.env, source, names);
+        let timeout = self.timeout(s.timeout.as_ref(), source);
+        let retry_delay = self.duration(s.retry_delay.as_ref(), source).unwrap_or(Duration::from_secs(1));
+        let is_command = matches!(action, Some(Action::Command(_)));
+        let is_file = matches!(action, Some(Action::Edit(_) | Action::Template(_)));
+        let read_only = s.read_only.unwrap_or(false);
+        if read_only && action.is_some() && !is_command {
+            self.push(
+                Diagnostic::error(format!("step `{full_id}` cannot be `read_only`"))
+                    .at(id_location.clone())
+                    .help("only `run` and `exec` steps are executed during `plan`"),
+            );
+        }
+        if let Some(action) = action.filter(|_| !is_command)
+            && (s.retries.is_some() || s.retry_delay.is_some())
+        {
+            self.push(
+                Diagnostic::error(format!(
+                    "`retries` only apply to commands, and step `{full_id}` is `{}`",
+                    action.kind()
+                ))
+                .at(id_location.clone()),
+            );
+        }
+        let rollback = match &s.rollback {
+            None if is_file => Rollback::Restore,
+            None => Rollback::Nothing,
+            Some(rollback) => self.rollback(rollback, source, dir, names).unwrap_or(Rollback::Nothing),
+        };
+        if read_only && !matches!(rollback, Rollback::Nothing) {
+            self.push(
+                Diagnostic::error(format!("read-only step `{full_id}` has a `rollback`"))
+                    .at(id_location.clone())
+                    .help("a read-only step changes nothing, so there is nothing to undo"),
+            );
+        }
+        Fields { name, creates, cwd, env, timeout, retry_delay, rollback, read_only }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1482,12 +1562,8 @@ impl Checker {
         let Some(inner_source) = self.read(&path, "include", Some(at.clone())) else {
             return;
         };
-        let raw = match document::parse::<RawPlaybook>(&inner_source, &[("step", document::piece::<RawStep>)]) {
-            Ok(raw) => raw,
-            Err(diagnostics) => {
-                self.diagnostics.extend(diagnostics);
-                return;
-            }
+        let Some(raw) = self.parse::<RawPlaybook>(&inner_source, &[("step", document::piece::<RawStep>)]) else {
+            return;
         };
         self.format(&raw, &inner_source, false);
         let forbidden = [
@@ -1622,9 +1698,11 @@ impl Checker {
         let path = Template::new(e.path.get_ref(), Quoting::Plain, Some(loc(source, &e.path)));
         let count = [e.json.is_some(), e.toml.is_some(), e.line.is_some()].iter().filter(|x| **x).count();
         if count != 1 {
-            self.push(
+            self.absent(
                 Diagnostic::error(format!("`edit` needs exactly one of `json`, `toml`, `line`, found {count}"))
                     .at(location),
+                source,
+                raw.span(),
             );
             return None;
         }
@@ -1765,11 +1843,13 @@ impl Checker {
                     .filter(|x| **x)
                     .count();
                 if count != 1 {
-                    self.push(
+                    self.absent(
                         Diagnostic::error(format!(
                             "a `rollback` table needs exactly one of `run`, `exec`, `edit`, `template`, found {count}"
                         ))
                         .at(location),
+                        source,
+                        raw.span(),
                     );
                     return None;
                 }

@@ -48,6 +48,17 @@ pub enum Format {
     Markdown,
 }
 
+impl Format {
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -67,12 +78,76 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Undo the completed steps of an unfinished or failed run, or of a finished one, newest first
     Rollback(RollbackArgs),
-    /// Runs and their per-step outcomes, from the journals
+    /// Runs (newest first) and their steps, from the journals; one run in full, or its whole output
     Status(StatusArgs),
     /// Diff the rendered plans of two environments or two revisions
     Diff(DiffArgs),
     /// Print the JSON Schema of the playbook format
     Schema(SchemaArgs),
+    /// Write a commented starter playbook and a staging environment
+    Init(InitArgs),
+    /// Print a shell completion script (`source <(upshift completions bash)`)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command into a directory
+    Man(ManArgs),
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate(_) => "validate",
+            Command::Plan(_) => "plan",
+            Command::Run(_) => "run",
+            Command::Resume(_) => "resume",
+            Command::Rollback(_) => "rollback",
+            Command::Status(_) => "status",
+            Command::Diff(_) => "diff",
+            Command::Schema(_) => "schema",
+            Command::Init(_) => "init",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// The `--format`s this command has an output for.
+    pub fn formats(&self) -> &'static [Format] {
+        match self {
+            Command::Plan(_) => &[Format::Text, Format::Json, Format::Markdown],
+            Command::Run(args) if args.dry_run => &[Format::Text, Format::Json, Format::Markdown],
+            Command::Validate(_)
+            | Command::Run(_)
+            | Command::Resume(_)
+            | Command::Rollback(_)
+            | Command::Status(_)
+            | Command::Schema(_) => &[Format::Text, Format::Json],
+            Command::Diff(_) | Command::Init(_) | Command::Completions(_) | Command::Man(_) => &[Format::Text],
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write `upgrade.toml` and `environments/staging.toml`
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// The playbook's name (default: the directory's name)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `upshift.1` and one `upshift-COMMAND.1` per command into this directory instead
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -257,12 +332,18 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only the runs of this playbook
-    #[arg(value_name = "PLAYBOOK")]
-    pub playbook: Option<PathBuf>,
+    /// A playbook (only its runs), or a run id (that run in full; a unique prefix will do)
+    #[arg(value_name = "PLAYBOOK|RUN_ID")]
+    pub target: Option<String>,
     /// Only the runs in this environment
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// The newest run only, in full
+    #[arg(long)]
+    pub last: bool,
+    /// Print the run's whole output, masked, from its log (with RUN_ID or `--last`)
+    #[arg(long)]
+    pub log: bool,
 }
 
 #[derive(Debug, Args)]

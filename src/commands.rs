@@ -65,70 +65,103 @@ pub(crate) fn validate(ui: &Ui, playbooks: &[PathBuf], inputs: &Inputs) -> Exit 
     exit
 }
 
-/// Loads and plans, reporting problems; `Err` carries the exit code.
-fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Exit> {
-    load_and_plan(ui, path, inputs, options).map(|(_, plan, _)| plan)
+/// Why no plan could be made: said on stderr, and as a JSON error object by `plan --format json`.
+struct Refusal {
+    exit: Exit,
+    message: String,
+    help: Option<String>,
+    /// One line each, under the message (the hosts that cannot be used).
+    details: Vec<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Refusal {
+    fn new(exit: Exit, message: String, help: Option<&str>) -> Refusal {
+        Refusal { exit, message, help: help.map(str::to_owned), details: Vec::new(), diagnostics: Vec::new() }
+    }
+
+    fn invalid(diagnostics: Vec<Diagnostic>) -> Refusal {
+        let count = diagnostics.len();
+        let message = format!("the playbook is invalid: {count} problem{}", if count == 1 { "" } else { "s" });
+        Refusal { exit: Exit::Invalid, message, help: None, details: Vec::new(), diagnostics }
+    }
+
+    /// Says it on stderr (diagnostics with their snippets), returns the exit code.
+    fn report(&self, ui: &Ui) -> Exit {
+        if self.diagnostics.is_empty() {
+            ui.error(&self.message);
+            for detail in &self.details {
+                ui.stderr(&format!("  - {detail}\n"));
+            }
+            if let Some(help) = &self.help {
+                ui.help(help);
+            }
+        } else {
+            ui.diagnostics(&self.diagnostics);
+        }
+        self.exit
+    }
+
+    /// The JSON error object (`"v": 1`) a machine reads instead of a plan.
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "exit_code": self.exit.code(),
+            "message": self.message,
+            "help": self.help,
+            "details": self.details,
+            "diagnostics": self.diagnostics.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Loads and plans; `Err` says why not.
+fn make_plan(path: &Path, inputs: &Inputs, options: &PlanOptions) -> Result<Plan, Refusal> {
+    load_and_plan(path, inputs, options).map(|(_, plan, _)| plan)
 }
 
 /// Loads and plans; the playbook and the connections to its targets too.
 fn load_and_plan(
-    ui: &Ui,
     path: &Path,
     inputs: &Inputs,
     options: &PlanOptions,
-) -> Result<(Playbook, Plan, crate::transport::Targets), Exit> {
+) -> Result<(Playbook, Plan, crate::transport::Targets), Refusal> {
     // A plan runs commands (probes, checks): a signal stops them, not only us.
     process::signals::install();
-    let playbook = load(path, inputs).map_err(|diagnostics| {
-        ui.diagnostics(&diagnostics);
-        Exit::Invalid
-    })?;
-    let (plan, targets) = plan_playbook(ui, &playbook, options)?;
+    let playbook = load(path, inputs).map_err(Refusal::invalid)?;
+    let (plan, targets) = plan_playbook(&playbook, options)?;
     Ok((playbook, plan, targets))
 }
 
-/// Plans a loaded playbook on its targets, reporting problems.
-fn plan_playbook(
-    ui: &Ui,
-    playbook: &Playbook,
-    options: &PlanOptions,
-) -> Result<(Plan, crate::transport::Targets), Exit> {
+/// Plans a loaded playbook on its targets.
+fn plan_playbook(playbook: &Playbook, options: &PlanOptions) -> Result<(Plan, crate::transport::Targets), Refusal> {
     let targets = crate::transport::Targets::connect(playbook.inventory.as_ref()).map_err(|problems| {
-        ui.error(&format!("{} host{} cannot be used", problems.len(), if problems.len() == 1 { "" } else { "s" }));
-        for problem in &problems {
-            ui.stderr(&format!("  - {problem}\n"));
-        }
-        ui.help("nothing was changed");
-        Exit::NotReady
+        let count = problems.len();
+        let message = format!("{count} host{} cannot be used", if count == 1 { "" } else { "s" });
+        Refusal { details: problems, ..Refusal::new(Exit::NotReady, message, Some("nothing was changed")) }
     })?;
     let plan = plan::plan(playbook, options, &targets).map_err(|error| match error {
-        PlanError::Invalid(diagnostics) => {
-            ui.diagnostics(&diagnostics);
-            Exit::Invalid
-        }
+        PlanError::Invalid(diagnostics) => Refusal::invalid(diagnostics),
         PlanError::Version { message, usage } => {
-            ui.error(&format!("cannot choose a version: {message}"));
-            if usage {
-                Exit::Invalid
-            } else {
-                ui.help("nothing was changed");
-                Exit::NotReady
-            }
+            let exit = if usage { Exit::Invalid } else { Exit::NotReady };
+            let help = (!usage).then_some("nothing was changed");
+            Refusal::new(exit, format!("cannot choose a version: {message}"), help)
         }
-        PlanError::Interrupted(signal) => {
-            ui.error(&format!("interrupted by {signal}"));
-            ui.help("what the plan was running was stopped; nothing was changed");
-            Exit::Interrupted
-        }
+        PlanError::Interrupted(signal) => Refusal::new(
+            Exit::Interrupted,
+            format!("interrupted by {signal}"),
+            Some("what the plan was running was stopped; nothing was changed"),
+        ),
     })?;
     Ok((plan, targets))
 }
 
+/// `execute`: run the readiness checks too (`plan`); `diff` compares what
+/// would run, so it runs only the read-only steps that guards may read.
 fn plan_options(selection: &cli::SelectionArgs, execute: bool) -> PlanOptions {
     PlanOptions {
         selection: selection.clone(),
         execute,
-        execute_read_only: execute,
+        execute_read_only: true,
         now: clock(),
         secrets: None,
         recorded: None,
@@ -167,9 +200,15 @@ pub(crate) fn plan(
     selection: &cli::SelectionArgs,
     save: Option<Save<'_>>,
 ) -> Exit {
-    let (playbook, plan, targets) = match load_and_plan(ui, path, inputs, &plan_options(selection, true)) {
+    let json = ui.format == Format::Json;
+    let (playbook, plan, targets) = match load_and_plan(path, inputs, &plan_options(selection, true)) {
         Ok(found) => found,
-        Err(exit) => return exit,
+        Err(refusal) => {
+            if json {
+                ui.stdout(&pretty(&serde_json::json!({ "v": plan::PLAN_FORMAT, "error": refusal.json() })));
+            }
+            return refusal.report(ui);
+        }
     };
     // A plan worth saving is one `run --plan` could run.
     let saved = save.filter(|_| plan.ready && !plan.up_to_date).map(|save| {
@@ -183,9 +222,36 @@ pub(crate) fn plan(
         ui.error(&message);
         return Exit::Invalid;
     }
+    let refusal = (!plan.ready).then(|| {
+        let failed = plan.checks.iter().filter(|c| c.status == "failed").count();
+        let steps = plan.steps.iter().filter(|s| s.output.as_ref().is_some_and(|o| o.exit_code != Some(0))).count();
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!("{failed} readiness check{} failed", if failed == 1 { "" } else { "s" }));
+        }
+        if steps > 0 {
+            what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
+        }
+        let help = match save {
+            Some(save) => format!(
+                "nothing was changed, and no plan was written to `{}`; see the hints above",
+                crate::diagnostic::display_path(save.out)
+            ),
+            None => "nothing was changed; see the hints above".to_owned(),
+        };
+        Refusal::new(Exit::NotReady, format!("not ready: {}", what.join(", ")), Some(&help))
+    });
     let mut out = match ui.format {
         Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
-        Format::Json => report::json(&plan),
+        // A plan that is not ready is still the product; its `error` says why `run` would stop.
+        Format::Json => match &refusal {
+            Some(refusal) => {
+                let mut value = serde_json::to_value(&plan).expect("a plan serializes");
+                value["error"] = refusal.json();
+                pretty(&value)
+            }
+            None => report::json(&plan),
+        },
         Format::Markdown => report::markdown(&plan),
     };
     if let (Some(saved), Some(save), Format::Markdown) = (&saved, save, ui.format) {
@@ -217,27 +283,9 @@ pub(crate) fn plan(
             crate::diagnostic::display_path(save.out)
         ));
     }
-    if plan.ready {
-        Exit::Success
-    } else {
-        let failed = plan.checks.iter().filter(|c| c.status == "failed").count();
-        let steps = plan.steps.iter().filter(|s| s.output.as_ref().is_some_and(|o| o.exit_code != Some(0))).count();
-        let mut what = Vec::new();
-        if failed > 0 {
-            what.push(format!("{failed} readiness check{} failed", if failed == 1 { "" } else { "s" }));
-        }
-        if steps > 0 {
-            what.push(format!("{steps} read-only step{} failed", if steps == 1 { "" } else { "s" }));
-        }
-        ui.error(&format!("not ready: {}", what.join(", ")));
-        match save {
-            Some(save) => ui.help(&format!(
-                "nothing was changed, and no plan was written to `{}`; see the hints above",
-                crate::diagnostic::display_path(save.out)
-            )),
-            None => ui.help("nothing was changed; see the hints above"),
-        }
-        Exit::NotReady
+    match refusal {
+        Some(refusal) => refusal.report(ui),
+        None => Exit::Success,
     }
 }
 
@@ -271,9 +319,9 @@ pub(crate) fn plan_check(ui: &Ui, file: &Path) -> Exit {
     };
     let options = PlanOptions { recorded, ..plan_options(&cli::SelectionArgs::default(), true) };
     process::signals::install();
-    let (plan, targets) = match plan_playbook(ui, &playbook, &options) {
-        Ok(plan) => plan,
-        Err(exit) => return exit,
+    let (plan, targets) = match plan_playbook(&playbook, &options) {
+        Ok(found) => found,
+        Err(refusal) => return refusal.report(ui),
     };
     let review = saved::compare(&saved, &playbook, &plan, &targets, clock().unwrap_or_else(jiff::Timestamp::now));
     let current = review.differences.is_empty();
@@ -286,7 +334,7 @@ pub(crate) fn plan_check(ui: &Ui, file: &Path) -> Exit {
             "differences": review.differences,
             "notes": review.notes,
         });
-        ui.stdout(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
+        ui.stdout(&pretty(&report));
     } else if current {
         ui.status(
             "Current",
@@ -321,18 +369,22 @@ pub(crate) fn plan_check(ui: &Ui, file: &Path) -> Exit {
     }
 }
 
+fn pretty(value: &serde_json::Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(value).expect("json serializes"))
+}
+
 pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
     let base = inputs(&args.inputs);
     let options = plan_options(&cli::SelectionArgs::default(), false);
-    let left = match make_plan(ui, &args.playbook, &base, &options) {
+    let left = match make_plan(&args.playbook, &base, &options) {
         Ok(plan) => plan,
-        Err(exit) => return exit,
+        Err(refusal) => return refusal.report(ui),
     };
     let (right, left_name, right_name) = if let Some(env) = &args.against_env {
         let other = Inputs { env: Some(env.clone()), env_file: None, ..base.clone() };
-        match make_plan(ui, &args.playbook, &other, &options) {
+        match make_plan(&args.playbook, &other, &options) {
             Ok(plan) => (plan, env_label(&base), format!("env {env}")),
-            Err(exit) => return exit,
+            Err(refusal) => return refusal.report(ui),
         }
     } else if let Some(rev) = &args.against {
         let checkout = match git_checkout(&args.playbook, rev) {
@@ -342,12 +394,12 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 return Exit::Invalid;
             }
         };
-        match make_plan(ui, &checkout.playbook, &base, &options) {
+        match make_plan(&checkout.playbook, &base, &options) {
             Ok(mut plan) => {
                 plan.file = left.file.clone();
                 (plan, rev.clone(), "working tree".to_owned())
             }
-            Err(exit) => return exit,
+            Err(refusal) => return refusal.report(ui),
         }
     } else {
         ui.error("`diff` needs `--against-env NAME` or `--against GIT_REV`");
@@ -370,7 +422,7 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 .context_radius(3)
                 .header(&format!("plan ({old_name})"), &format!("plan ({new_name})"))
                 .to_string();
-            ui.stdout(&diff);
+            ui.stdout(&report::color_diff(&diff, "", report::Style::new(ui.color_out)));
         }
     }
     Exit::Success
@@ -475,10 +527,9 @@ pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
         };
         let mut reporter = reporter(ui, global);
         let binding = engine::Binding::Saved { plan: &saved, file };
-        return match engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock()) {
-            Ok(exit) => exit,
-            Err(failure) => failed(ui, failure),
-        };
+        let result = engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock());
+        drop(reporter);
+        return result.unwrap_or_else(|failure| failed(ui, failure));
     }
     let Some(path) = &args.playbook else {
         ui.error("`run` needs a PLAYBOOK, or `--plan FILE`");
@@ -493,10 +544,10 @@ pub(crate) fn run(ui: &Ui, global: &cli::Global, args: &cli::RunArgs) -> Exit {
     };
     let mut reporter = reporter(ui, global);
     let binding = engine::Binding::Fresh(&args.selection);
-    match engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::run(&playbook, &global.state_dir, &binding, &options, reporter.as_mut(), clock());
+    // The reporter's spinner goes before anything else is said.
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 /// The unfinished run and the playbook it ran, loaded again.
@@ -548,10 +599,9 @@ pub(crate) fn resume(ui: &Ui, global: &cli::Global, args: &cli::ResumeArgs) -> E
         ..engine::RunOptions::default()
     };
     let mut reporter = reporter(ui, global);
-    match engine::resume(&mut playbook, record, &global.state_dir, &options, reporter.as_mut()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::resume(&mut playbook, record, &global.state_dir, &options, reporter.as_mut());
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 /// `rollback`: undoes the unfinished run; with no unfinished run, or with
@@ -562,6 +612,7 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
         override_run: args.override_run.clone(),
         retry_interrupted: args.retry_interrupted,
         skip_interrupted: args.skip_interrupted,
+        rollback_requested: true,
         ..engine::RunOptions::default()
     };
     let record = if let Some(id) = &args.run_id {
@@ -624,10 +675,8 @@ pub(crate) fn rollback(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs) 
         let mut confirm = |plan: &engine::UndoPlan| confirm_undo(ui, plan, args.yes);
         engine::undo(&mut playbook, record, &global.state_dir, &options, reporter.as_mut(), &mut confirm)
     };
-    match result {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 fn rollback_unfinished(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs, options: &engine::RunOptions) -> Exit {
@@ -636,10 +685,9 @@ fn rollback_unfinished(ui: &Ui, global: &cli::Global, args: &cli::RollbackArgs, 
         Err(exit) => return exit,
     };
     let mut reporter = reporter(ui, global);
-    match engine::rollback(&mut playbook, record, &global.state_dir, options, reporter.as_mut()) {
-        Ok(exit) => exit,
-        Err(failure) => failed(ui, failure),
-    }
+    let result = engine::rollback(&mut playbook, record, &global.state_dir, options, reporter.as_mut());
+    drop(reporter);
+    result.unwrap_or_else(|failure| failed(ui, failure))
 }
 
 /// Shows what undoing a finished run will do, then takes `--yes`, or asks on a terminal.
@@ -685,7 +733,13 @@ fn confirm_undo(ui: &Ui, plan: &engine::UndoPlan, yes: bool) -> Result<(), engin
 }
 
 pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> Exit {
-    let named = match &args.playbook {
+    // A playbook is a file (or a path to one); anything else names a run.
+    let (playbook, run) = match &args.target {
+        Some(target) if looks_like_a_path(target) => (Some(Path::new(target)), None),
+        Some(target) => (None, Some(target.as_str())),
+        None => (None, None),
+    };
+    let named = match playbook {
         Some(path) => match load(path, &Inputs { env: args.env.clone(), ..Inputs::default() }) {
             Ok(playbook) => Some(playbook),
             Err(diagnostics) => {
@@ -695,12 +749,127 @@ pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> E
         },
         None => None,
     };
-    let filter = named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref()));
-    match status::render(&global.state_dir, filter, ui.format == Format::Json) {
+    let query = status::Query {
+        playbook: named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref())),
+        environment: args.env.as_deref(),
+        run,
+        last: args.last,
+        log: args.log,
+    };
+    match status::render(&global.state_dir, &query, ui.format == Format::Json) {
         Ok(text) => {
             ui.stdout(&text);
             Exit::Success
         }
         Err(failure) => failed(ui, failure),
+    }
+}
+
+/// Does a `status` argument name a playbook rather than a run?
+fn looks_like_a_path(target: &str) -> bool {
+    target.contains('/') || target.ends_with(".toml") || Path::new(target).is_file()
+}
+
+/// `init`: a commented starter playbook, its staging environment and the JSON
+/// Schemas its `#:schema` lines point at. Refuses to overwrite anything.
+pub(crate) fn init(ui: &Ui, args: &cli::InitArgs) -> Exit {
+    let dir = check::absolute(&args.dir);
+    let name = args.name.clone().unwrap_or_else(|| {
+        let base = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let slug: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let slug = slug.trim_matches('-').to_owned();
+        if slug.is_empty() { "app".to_owned() } else { slug }
+    });
+    if name.trim().is_empty() || name.contains(['"', '\\', '\n', '\0']) {
+        ui.error(&format!("`{}` cannot be a playbook's name here", name.escape_debug()));
+        ui.help("`--name` takes a name without quotes, backslashes or line breaks");
+        return Exit::Invalid;
+    }
+    let files = [
+        ("upgrade.toml", include_str!("starter.toml").replace("@NAME@", &name)),
+        ("environments/staging.toml", include_str!("starter-env.toml").replace("@NAME@", &name)),
+        ("schema/playbook.schema.json", crate::playbook_schema()),
+        ("schema/environment.schema.json", crate::environment_schema()),
+    ];
+    let existing: Vec<String> = files
+        .iter()
+        .map(|(file, _)| dir.join(file))
+        .filter(|path| std::fs::symlink_metadata(path).is_ok())
+        .map(|path| diagnostic::display_path(&path))
+        .collect();
+    if !existing.is_empty() {
+        ui.error(&format!(
+            "`init` would overwrite {}",
+            existing.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ));
+        ui.help("nothing was written; run it in another directory, or move those files aside");
+        return Exit::Invalid;
+    }
+    for (file, content) in &files {
+        let path = dir.join(file);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
+            .and_then(|mut out| std::io::Write::write_all(&mut out, content.as_bytes()));
+        if let Err(error) = written {
+            ui.error(&format!(
+                "cannot write `{}`: {}",
+                diagnostic::display_path(&path),
+                crate::document::io_reason(&error)
+            ));
+            return Exit::Invalid;
+        }
+        ui.status("Created", &diagnostic::display_path(&path));
+    }
+    let playbook = diagnostic::display_path(&dir.join("upgrade.toml"));
+    ui.status("Next", &format!("`upshift plan {playbook} --env staging` shows what it would do"));
+    Exit::Success
+}
+
+/// `completions SHELL`: the completion script clap_complete writes.
+pub(crate) fn completions(ui: &Ui, shell: clap_complete::Shell) -> Exit {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cli::Cli::command(), "upshift", &mut out);
+    ui.stdout(&String::from_utf8_lossy(&out));
+    Exit::Success
+}
+
+/// `man`: the manual page on stdout, or one page per command in a directory.
+pub(crate) fn man(ui: &Ui, out_dir: Option<&Path>) -> Exit {
+    use clap::CommandFactory;
+    let command = cli::Cli::command();
+    match out_dir {
+        None => {
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(command).render(&mut out) {
+                Ok(()) => {
+                    ui.stdout(&String::from_utf8_lossy(&out));
+                    Exit::Success
+                }
+                Err(error) => {
+                    ui.error(&format!("cannot render the manual page: {error}"));
+                    Exit::Invalid
+                }
+            }
+        }
+        Some(dir) => {
+            let written = std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir));
+            match written {
+                Ok(()) => {
+                    ui.status("Written", &format!("manual pages into `{}`", diagnostic::display_path(dir)));
+                    Exit::Success
+                }
+                Err(error) => {
+                    ui.error(&format!(
+                        "cannot write manual pages into `{}`: {}",
+                        diagnostic::display_path(dir),
+                        crate::document::io_reason(&error)
+                    ));
+                    Exit::Invalid
+                }
+            }
+        }
     }
 }

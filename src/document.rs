@@ -31,6 +31,8 @@ pub(crate) fn read(path: &Path, what: &str) -> Result<Arc<Source>, Diagnostic> {
 /// An I/O error in the house voice (lowercase, no "os error" noise).
 pub(crate) fn io_reason(error: &std::io::Error) -> String {
     let text = match error.kind() {
+        // A message of our own (`its working directory … does not exist`) says more than the kind.
+        _ if error.get_ref().is_some() => error.to_string(),
         std::io::ErrorKind::NotFound => "no such file".to_owned(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         _ => error.to_string(),
@@ -50,23 +52,64 @@ pub(crate) fn piece<E: DeserializeOwned>(item: toml::Spanned<DeValue<'_>>) -> Re
     E::deserialize(ValueDeserializer::from(item)).map(|_| ())
 }
 
-/// Parses `source` as `T`. `arrays` names the arrays of tables whose elements
-/// are re-parsed one by one (each with its own type) to find every broken element.
+/// Parses `source` as `T`, all or nothing (`parse_partial` keeps what parses).
+#[cfg(test)]
 pub(crate) fn parse<T: DeserializeOwned>(source: &Arc<Source>, arrays: &[(&str, Piece)]) -> Result<T, Vec<Diagnostic>> {
+    match parse_partial(source, arrays) {
+        Parsed { value: Some(value), diagnostics, .. } if diagnostics.is_empty() => Ok(value),
+        Parsed { diagnostics, .. } => Err(diagnostics),
+    }
+}
+
+/// A document parsed as far as it goes: what parsed once every key that did
+/// not fit was left out, and a diagnostic for each key left out.
+#[derive(Debug)]
+pub(crate) struct Parsed<T> {
+    pub(crate) value: Option<T>,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    /// The spans of the tables that lost a key (the whole document's among
+    /// them): what such a table lacks may be the key that was left out.
+    pub(crate) damaged: Vec<std::ops::Range<usize>>,
+}
+
+/// Parses `source` as `T`, leaving out each key (or array element) that does
+/// not fit and saying why, so that checks can go on with the rest: one
+/// problem never hides another. Syntax errors stop it (`value` is `None`).
+/// `arrays` names the arrays of tables whose elements are parsed one by one
+/// (each with its own type) when leaving keys out does not get there.
+pub(crate) fn parse_partial<T: DeserializeOwned>(source: &Arc<Source>, arrays: &[(&str, Piece)]) -> Parsed<T> {
     let (document, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
-        return Err(errors.iter().map(|error| syntax_diagnostic(source, error)).collect());
+        let diagnostics = errors.iter().map(|error| syntax_diagnostic(source, error)).collect();
+        return Parsed { value: None, diagnostics, damaged: Vec::new() };
     }
-    let first = match T::deserialize(toml::de::Deserializer::from(document)) {
-        Ok(value) => return Ok(value),
+    let first = match T::deserialize(toml::de::Deserializer::from(document.clone())) {
+        Ok(value) => return Parsed { value: Some(value), diagnostics: Vec::new(), damaged: Vec::new() },
         Err(error) => error,
     };
-    // The slow path, for a broken file only: parse again and try piece by piece.
-    let (document, _) = DeTable::parse_recoverable(&source.text);
+    // The slow path, for a broken file only: leave out what does not fit, one key at a time.
     let whole = document.get_ref().clone();
+    // The whole document is the root table's span (what `absent` compares with).
+    let root = 0..source.text.len();
+    let mut trimmed = document.clone();
     let mut diagnostics = Vec::new();
+    let mut damaged = Vec::new();
+    let mut error = first;
+    // Each round removes a key, so the rounds end; the bound is a guard.
+    for _ in 0..10_000 {
+        let Some(table) = error.span().and_then(|span| remove_at(trimmed.get_mut(), root.clone(), &span)) else {
+            break;
+        };
+        diagnostics.push(serde_diagnostic(source, &whole, &error));
+        damaged.push(table);
+        match T::deserialize(toml::de::Deserializer::from(trimmed.clone())) {
+            Ok(value) => return Parsed { value: Some(value), diagnostics, damaged },
+            Err(next) => error = next,
+        }
+    }
+    // What could not be left out: report piece by piece, as well as it goes.
     let mut rest: Vec<(toml::Spanned<DeValue<'_>>, Piece)> = Vec::new();
-    let mut top = document.clone();
+    let mut top = trimmed;
     for (name, piece) in arrays {
         if let Some(value) = top.get_mut().remove(*name) {
             if let DeValue::Array(items) = value.get_ref() {
@@ -87,9 +130,52 @@ pub(crate) fn parse<T: DeserializeOwned>(source: &Arc<Source>, arrays: &[(&str, 
         diagnostics.push(serde_diagnostic(source, &whole, &error));
     }
     if diagnostics.is_empty() {
-        diagnostics.push(serde_diagnostic(source, &whole, &first));
+        diagnostics.push(serde_diagnostic(source, &whole, &error));
     }
-    Err(diagnostics)
+    Parsed { value: None, diagnostics, damaged }
+}
+
+/// Removes the key (or array element) that `span` points at, or whose table or
+/// value it is; returns the span of the table (or array) it was removed from.
+fn remove_at(
+    table: &mut DeTable<'_>,
+    table_span: std::ops::Range<usize>,
+    span: &std::ops::Range<usize>,
+) -> Option<std::ops::Range<usize>> {
+    let hit =
+        table.iter().find(|(key, value)| key.span() == *span || value.span() == *span).map(|(key, _)| key.clone());
+    if let Some(key) = hit {
+        table.remove(&key);
+        return Some(table_span);
+    }
+    // Spans of arrays of tables do not cover their elements: look everywhere.
+    table.iter_mut().find_map(|(_, value)| {
+        let inner = value.span();
+        remove_in(value.get_mut(), inner, span)
+    })
+}
+
+fn remove_in(
+    value: &mut DeValue<'_>,
+    value_span: std::ops::Range<usize>,
+    span: &std::ops::Range<usize>,
+) -> Option<std::ops::Range<usize>> {
+    match value {
+        DeValue::Table(table) => remove_at(table, value_span, span),
+        DeValue::Array(items) => {
+            if let Some(index) = items.iter().position(|item| item.span() == *span) {
+                let kept: toml::de::DeArray<'_> =
+                    items.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, item)| item.clone()).collect();
+                *items = kept;
+                return Some(value_span);
+            }
+            items.iter_mut().find_map(|item| {
+                let inner = item.span();
+                remove_in(item.get_mut(), inner, span)
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The keys leading to the table that holds the key at `span`; `None` stands
@@ -124,6 +210,12 @@ fn value_path(value: &DeValue<'_>, span: &std::ops::Range<usize>) -> Option<Vec<
 /// (`edit.line` inside a `[[step]]`, `version.current` at the top).
 fn table_name(path: &[Option<String>]) -> String {
     let start = path.iter().rposition(Option::is_none).map_or(0, |i| i + 1);
+    if start == path.len() && start >= 2 {
+        // An element of an array of tables: `[[step]]`.
+        if let Some(Some(array)) = path.get(start - 2) {
+            return format!("[[{array}]]");
+        }
+    }
     path[start..].iter().flatten().cloned().collect::<Vec<_>>().join(".")
 }
 
@@ -171,7 +263,31 @@ fn serde_diagnostic(source: &Arc<Source>, document: &DeTable<'_>, error: &toml::
     let message = message
         .replace("expected u32", "expected a whole number ≥ 0")
         .replace("expected i64", "expected a whole number");
+    // Say whose value it is: `timeout`: invalid type: integer `5`, expected a string.
+    let key = error.span().and_then(|span| key_of_value(document, &span));
+    let message = match key {
+        Some(key) if message.starts_with("invalid ") => format!("`{key}`: {message}"),
+        _ => message,
+    };
     Diagnostic::error(message).at_opt(location).label("here")
+}
+
+/// The key whose value is at `span`, anywhere in the document.
+fn key_of_value(table: &DeTable<'_>, span: &std::ops::Range<usize>) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        if value.span() == *span {
+            return Some(key.get_ref().to_string());
+        }
+        key_in_value(value.get_ref(), span)
+    })
+}
+
+fn key_in_value(value: &DeValue<'_>, span: &std::ops::Range<usize>) -> Option<String> {
+    match value {
+        DeValue::Table(table) => key_of_value(table, span),
+        DeValue::Array(items) => items.iter().find_map(|item| key_in_value(item.get_ref(), span)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use crate::journal::{self, Header, Journal, Outcome, Phase, Record, RunOutcome, 
 use crate::plan::{self, PlanOptions, PlannedAction, PlannedStep, Status, apply_edit, command_spec, render_env};
 use crate::playbook::{Action, Batch, LOCAL, Playbook, Rollback, Step};
 use crate::process::{CommandSpec, Output, Stream, Watch, signals};
+use crate::runlog::RunLog;
 use crate::runs::{RunRecord, StepState};
 use crate::secrets::Masker;
 use crate::select::Selection;
@@ -52,6 +53,8 @@ pub(crate) struct RunOptions {
     pub(crate) kill_orphans: bool,
     /// Start on hosts that carry the marker of this unfinished run (another controller's).
     pub(crate) override_run: Option<String>,
+    /// `upshift rollback`: undoing the run is what was asked, so a complete undo succeeds (exit 0).
+    pub(crate) rollback_requested: bool,
 }
 
 /// Why a command stopped before or outside the step loop.
@@ -688,8 +691,8 @@ pub(crate) fn resume(
 ) -> Result<Exit, Failure> {
     if let Some((RunOutcome::RollbackIncomplete, _)) = record.end {
         return Err(Failure::new(
-            Exit::Invalid,
-            format!("run `{}` failed and its rollback is incomplete", record.header.run_id),
+            Exit::RollbackIncomplete,
+            format!("run `{}` failed and its rollback is incomplete: there is nothing to resume", record.header.run_id),
         )
         .help("`upshift rollback` retries what is left"));
     }
@@ -1133,6 +1136,8 @@ struct Engine<'a> {
     /// and revealed (what commands are built from).
     contexts: IndexMap<String, (Context, Context)>,
     snapshots: std::sync::Arc<Snapshots>,
+    /// Every output line, masked (the journal keeps a tail).
+    log: RunLog,
     options: &'a RunOptions,
     run_id: String,
     /// In a fleet: events and messages name hosts.
@@ -1255,6 +1260,7 @@ impl<'a> Engine<'a> {
     ) -> Engine<'a> {
         let run_id = record.header.run_id.clone();
         let snapshots = std::sync::Arc::new(Snapshots::new(journal.path.with_extension("files"), &run_id));
+        let log = RunLog::open(&journal.path);
         Engine {
             playbook,
             targets,
@@ -1264,6 +1270,7 @@ impl<'a> Engine<'a> {
             masker: Masker::new(secrets),
             contexts,
             snapshots,
+            log,
             options,
             run_id,
             fleet: playbook.inventory.is_some(),
@@ -1313,7 +1320,13 @@ impl<'a> Engine<'a> {
     }
 
     fn report(&mut self, event: &Event<'_>) {
+        if let Event::StepStarted { step, host, phase, attempt, .. } = event {
+            self.log.begin(step, *host, *phase, *attempt);
+        }
         self.reporter.event(event);
+        if let Some(problem) = self.log.problem() {
+            self.reporter.event(&Event::Notice { level: "warning", message: &problem });
+        }
     }
 
     fn notice(&mut self, level: &'static str, message: &str) {
@@ -1322,6 +1335,8 @@ impl<'a> Engine<'a> {
     }
 
     fn append(&mut self, record: &Record) -> Result<(), Failure> {
+        // The log is never behind the journal: what a record says ran, its output is on disk.
+        self.log.sync();
         self.journal.append(record).map_err(|e| self.journal_failure(&e))?;
         self.record.apply_ref(record);
         Ok(())
@@ -1503,7 +1518,9 @@ impl<'a> Engine<'a> {
                 }
             }
             Some(left) if left.is_empty() && failures.is_empty() => {
-                self.end(RunOutcome::RolledBack, Vec::new(), Exit::StepFailed)
+                // After a failure the run failed (1); asked to roll back, the rollback succeeded (0).
+                let exit = if self.options.rollback_requested { Exit::Success } else { Exit::StepFailed };
+                self.end(RunOutcome::RolledBack, Vec::new(), exit)
             }
             Some(left) if left.is_empty() => self.end(RunOutcome::FinallyFailed, failures, Exit::RollbackIncomplete),
             Some(mut left) => {
@@ -1856,6 +1873,7 @@ impl<'a> Engine<'a> {
                     }
                     Ok(Message::Line { target, stream, line }) => {
                         let host = self.host(&target);
+                        self.log.line(host, stream, &line);
                         self.report(&Event::Output {
                             step: id,
                             host,
@@ -2313,6 +2331,14 @@ fn execute(
                 Err(error) if error.kind() == std::io::ErrorKind::NotConnected => {
                     Done::failed(started, masker.mask(&error.to_string()))
                 }
+                // A missing working directory is the reason, not the shell that never started.
+                Err(_) if target == LOCAL && spec.cwd.as_ref().is_some_and(|cwd| !cwd.is_dir()) => Done::failed(
+                    started,
+                    masker.mask(&format!(
+                        "its working directory `{}` does not exist",
+                        spec.cwd.as_ref().map_or_else(String::new, |cwd| cwd.display().to_string())
+                    )),
+                ),
                 Err(error) => Done::failed(
                     started,
                     masker.mask(&format!(

@@ -161,6 +161,14 @@ fn on(host: Option<&str>) -> String {
     host.map_or_else(String::new, |h| format!(" on `{h}`"))
 }
 
+/// A spinner never stays on screen, frozen, when the reporter goes: after
+/// Ctrl-C, an error, or anything else that ends a command early.
+impl Drop for TextReporter {
+    fn drop(&mut self) {
+        self.finish_all();
+    }
+}
+
 const GREEN: &str = "\x1b[1;32m";
 const YELLOW: &str = "\x1b[1;33m";
 const RED: &str = "\x1b[1;31m";
@@ -233,6 +241,10 @@ impl Reporter for TextReporter {
             }
             Event::Notice { level, message } => {
                 let style = if *level == "error" { RED } else { YELLOW };
+                if message.starts_with("interrupted by ") {
+                    // The steps they showed were stopped: their lines go, the notice says why.
+                    self.finish_all();
+                }
                 self.line(level, message, style);
             }
             Event::Waiting { step, .. } => {

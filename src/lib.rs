@@ -24,6 +24,7 @@ mod process;
 mod raw;
 mod readiness;
 mod report;
+mod runlog;
 mod runs;
 mod saved;
 mod schema;
@@ -81,6 +82,17 @@ impl Exit {
 pub fn run(cli: Cli) -> Exit {
     init_tracing(cli.global.verbose);
     let ui = ui::Ui::new(&cli.global);
+    let formats = cli.command.formats();
+    if !formats.contains(&cli.global.format) {
+        // Nothing runs on a request for an output the command does not have.
+        let names: Vec<String> = formats.iter().map(|f| format!("`{}`", f.name())).collect();
+        ui.error(&format!("`{}` has no {} output", cli.command.name(), cli.global.format.name()));
+        ui.help(&match names.as_slice() {
+            [one] => format!("`{}` prints {one} only", cli.command.name()),
+            _ => format!("`--format` takes {} here", names.join(" or ")),
+        });
+        return Exit::Invalid;
+    }
     match cli.command {
         Command::Validate(args) => commands::validate(&ui, &args.playbooks, &commands::inputs(&args.inputs)),
         Command::Plan(args) => commands::plan_command(&ui, &args),
@@ -96,6 +108,9 @@ pub fn run(cli: Cli) -> Exit {
             ui.stdout(&if args.environment { environment_schema() } else { playbook_schema() });
             Exit::Success
         }
+        Command::Init(args) => commands::init(&ui, &args),
+        Command::Completions(args) => commands::completions(&ui, args.shell),
+        Command::Man(args) => commands::man(&ui, args.out_dir.as_deref()),
     }
 }
 

@@ -32,9 +32,10 @@ pub(crate) const PLAN_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlanOptions {
     pub(crate) selection: SelectionArgs,
-    /// Run readiness checks and read-only steps (false for `diff`, which compares definitions).
+    /// Run readiness checks (false for `diff`, which compares definitions).
     pub(crate) execute: bool,
-    /// Run `read_only` steps too (`plan`); `run` executes them as steps of the run.
+    /// Run `read_only` steps (`plan`, and `diff`, so that guards reading their
+    /// output decide as in `plan`); `run` executes them as steps of the run.
     pub(crate) execute_read_only: bool,
     /// The instant the window is judged at.
     pub(crate) now: Option<jiff::Timestamp>,
@@ -100,6 +101,8 @@ pub(crate) struct SecretStatus {
     pub(crate) source: String,
     /// `true`/`false` when it can be told without reading the value; `null` for commands.
     pub(crate) present: Option<bool>,
+    /// Its environment variable is set, to nothing (not present either).
+    pub(crate) empty: bool,
     pub(crate) required: bool,
 }
 
@@ -536,12 +539,7 @@ impl Planner<'_> {
             let mut planned = describe_step(step, context, transport, true)?;
             let result = match planned.status {
                 Status::Skipped => Some(StepResult { stdout: String::new(), exit_code: None, skipped: true }),
-                Status::WillRun
-                    if step.read_only
-                        && self.options.execute
-                        && self.options.execute_read_only
-                        && !reads_secret(&planned) =>
-                {
+                Status::WillRun if step.read_only && self.options.execute_read_only && !reads_secret(&planned) => {
                     let Action::Command(command) = &step.action else { unreachable_read_only() };
                     let value = context.value(step.scope.as_ref())?;
                     let spec = command_spec(
@@ -566,7 +564,7 @@ impl Planner<'_> {
                     planned.output = Some(result.clone());
                     Some(result)
                 }
-                Status::WillRun if step.read_only && self.options.execute && self.options.execute_read_only => {
+                Status::WillRun if step.read_only && self.options.execute_read_only => {
                     planned.reason =
                         Some("`plan` does not run it: it reads a secret, which only `run` reads".to_owned());
                     None
@@ -786,7 +784,7 @@ pub(crate) fn render_action(
                 },
                 Some(Err(error)) if will_run => (
                     None,
-                    Some(format!("cannot read it now ({}); decided at run time", crate::document::io_reason(&error))),
+                    Some(format!("{UNREADABLE_NOW} ({}): {KNOWN_AT_RUN_TIME}", crate::document::io_reason(&error))),
                 ),
                 Some(Err(_)) => (None, None),
             };
@@ -818,6 +816,15 @@ pub(crate) fn render_action(
         }
         Action::Pause(message) => PlannedAction::Pause { message: message.render(context)? },
     })
+}
+
+/// The note of an edit whose file cannot be read during the plan (an earlier step may create it).
+const UNREADABLE_NOW: &str = "cannot read it now";
+const KNOWN_AT_RUN_TIME: &str = "its change is known only at run time";
+
+/// Is this an edit whose change the plan could not show (its file cannot be read yet)?
+pub(crate) fn change_known_at_run_time(action: &PlannedAction) -> bool {
+    matches!(action, PlannedAction::Edit { note: Some(note), .. } if note.starts_with(UNREADABLE_NOW))
 }
 
 /// The note of a file change whose content holds a secret.
@@ -987,6 +994,7 @@ pub(crate) fn command_spec(
 }
 
 fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
+    let empty = matches!(&secret.source, SecretSource::Env(var) if std::env::var_os(var).is_some_and(|v| v.is_empty()));
     let (source, present) = match &secret.source {
         SecretSource::Env(var) => (format!("env {var}"), Some(std::env::var_os(var).is_some_and(|v| !v.is_empty()))),
         SecretSource::File(path) => {
@@ -994,7 +1002,7 @@ fn secret_status(name: &str, secret: &crate::playbook::Secret) -> SecretStatus {
         }
         SecretSource::Command(argv) => (format!("command {}", shell_words::join(argv)), None),
     };
-    SecretStatus { name: name.to_owned(), source, present, required: secret.required }
+    SecretStatus { name: name.to_owned(), source, present, empty, required: secret.required }
 }
 
 fn version_plan(selection: &Selection) -> VersionPlan {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Plan, PlannedAction, PlannedRollback, PlannedStep, Status};
+use crate::plan::{self, Plan, PlannedAction, PlannedRollback, PlannedStep, Status};
 
 /// Styles for text output; all empty when color is off.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +14,7 @@ pub(crate) struct Style {
     red: &'static str,
     yellow: &'static str,
     dim: &'static str,
+    cyan: &'static str,
     reset: &'static str,
 }
 
@@ -26,12 +27,35 @@ impl Style {
                 red: "\x1b[31m",
                 yellow: "\x1b[33m",
                 dim: "\x1b[2m",
+                cyan: "\x1b[36m",
                 reset: "\x1b[0m",
             }
         } else {
-            Style { bold: "", green: "", red: "", yellow: "", dim: "", reset: "" }
+            Style { bold: "", green: "", red: "", yellow: "", dim: "", cyan: "", reset: "" }
         }
     }
+}
+
+/// Colors a unified diff's lines (headers bold, hunks cyan, removals red,
+/// additions green); `prefix` goes before each line, uncolored.
+pub(crate) fn color_diff(diff: &str, prefix: &str, style: Style) -> String {
+    let mut out = String::new();
+    for line in diff.lines() {
+        let color = if line.starts_with("+++") || line.starts_with("---") {
+            style.bold
+        } else if line.starts_with("@@") {
+            style.cyan
+        } else if line.starts_with('+') {
+            style.green
+        } else if line.starts_with('-') {
+            style.red
+        } else {
+            ""
+        };
+        let reset = if color.is_empty() { "" } else { style.reset };
+        let _ = writeln!(out, "{prefix}{color}{line}{reset}");
+    }
+    out
 }
 
 pub(crate) fn json(plan: &Plan) -> String {
@@ -41,7 +65,7 @@ pub(crate) fn json(plan: &Plan) -> String {
 }
 
 pub(crate) fn text(plan: &Plan, style: Style) -> String {
-    let Style { bold, green, red, yellow, dim, reset } = style;
+    let Style { bold, green, red, yellow, dim, reset, .. } = style;
     let mut out = String::new();
     let env = plan.environment.as_deref().map_or_else(String::new, |e| format!(" (environment `{e}`)"));
     let _ = writeln!(out, "{bold}Plan for `{}`{env}{reset}", plan.playbook);
@@ -105,6 +129,8 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         for secret in &plan.secrets {
             let presence = match secret.present {
                 Some(true) => format!("{green}present{reset}"),
+                Some(false) if secret.empty && secret.required => format!("{red}empty{reset}"),
+                Some(false) if secret.empty => format!("{dim}empty (optional){reset}"),
                 Some(false) if secret.required => format!("{red}missing{reset}"),
                 Some(false) => format!("{dim}missing (optional){reset}"),
                 None => format!("{dim}resolved by `run`{reset}"),
@@ -142,22 +168,11 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         steps(&mut out, &plan.finally, style);
     }
 
-    let count = |status: Status| plan.steps.iter().filter(|s| s.status == status).count();
-    let passed = plan.checks.iter().filter(|c| c.status == "passed").count();
-    let failed = plan.checks.iter().filter(|c| c.status == "failed").count();
-    let _ = writeln!(
-        out,
-        "\n{} step{}: {} will run, {} skipped, {} decided at run time; readiness: {passed} passed, {failed} failed",
-        plan.steps.len(),
-        if plan.steps.len() == 1 { "" } else { "s" },
-        count(Status::WillRun),
-        count(Status::Skipped),
-        count(Status::DecidedAtRunTime),
-    );
+    let _ = writeln!(out, "\n{}", summary(plan));
     if let Some(point) = plan.steps.iter().find(|s| s.point_of_no_return && s.status != Status::Skipped) {
         let _ = writeln!(
             out,
-            "{yellow}point of no return{reset}: `{}` cannot be undone; earlier rollbacks restore the backup",
+            "{yellow}point of no return{reset}: `{}` cannot be undone; after it, only earlier steps' rollbacks put back what changed",
             point.id
         );
     }
@@ -168,6 +183,36 @@ pub(crate) fn text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{red}not ready{reset}: `run` would stop before changing anything");
     }
     out
+}
+
+/// How many steps (and `finally` steps) will run, are skipped, or wait for
+/// `run`, as their own lines say; then the readiness checks.
+fn summary(plan: &Plan) -> String {
+    let all = || plan.steps.iter().chain(&plan.finally);
+    let count = |status: Status| all().filter(|s| s.status == status).count();
+    let later = all().filter(|s| s.status == Status::WillRun && plan::change_known_at_run_time(&s.action)).count();
+    let checks = |status: &str| plan.checks.iter().filter(|c| c.status == status).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut text = plural(plan.steps.len(), "step");
+    if !plan.finally.is_empty() {
+        text.push_str(&format!(" and {} finally", plan.finally.len()));
+    }
+    text.push_str(&format!(
+        ": {} will run, {} skipped, {} decided at run time",
+        count(Status::WillRun),
+        count(Status::Skipped),
+        count(Status::DecidedAtRunTime)
+    ));
+    if later > 0 {
+        text.push_str(&format!(", {} known only at run time", plural(later, "file change")));
+    }
+    text.push_str(&format!("; readiness: {} passed, {} failed", checks("passed"), checks("failed")));
+    for (status, words) in [("skipped", "skipped"), ("not-run", "not run")] {
+        if checks(status) > 0 {
+            text.push_str(&format!(", {} {words}", checks(status)));
+        }
+    }
+    text
 }
 
 fn scheme(scheme: crate::version::Scheme) -> &'static str {
@@ -210,7 +255,7 @@ fn rendering(out: &mut String, step: &PlannedStep, style: Style) {
         };
         let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
         let _ = writeln!(out, "      {status}{reason}");
-        action(out, "", &step.action);
+        action(out, "", &step.action, style);
         if let Some(cwd) = &step.cwd {
             let _ = writeln!(out, "      cwd       {cwd}");
         }
@@ -251,7 +296,7 @@ fn rendering(out: &mut String, step: &PlannedStep, style: Style) {
             }
             PlannedRollback::Action { action: rollback, when, cwd, env, timeout } => {
                 let guard = when.as_deref().map_or_else(String::new, |w| format!(" (when `{w}`)"));
-                action(out, &format!("rollback{guard} "), rollback);
+                action(out, &format!("rollback{guard} "), rollback, style);
                 if cwd.is_some() && cwd != &step.cwd {
                     let _ = writeln!(out, "      rollback cwd {}", cwd.as_deref().unwrap_or(""));
                 }
@@ -266,7 +311,7 @@ fn rendering(out: &mut String, step: &PlannedStep, style: Style) {
     }
 }
 
-fn action(out: &mut String, prefix: &str, action: &PlannedAction) {
+fn action(out: &mut String, prefix: &str, action: &PlannedAction, style: Style) {
     let label = |name: &str| {
         if prefix.is_empty() { format!("{name:<9}") } else { format!("{prefix}{name}") }
     };
@@ -283,12 +328,12 @@ fn action(out: &mut String, prefix: &str, action: &PlannedAction) {
             for change in set {
                 let _ = writeln!(out, "                {change}");
             }
-            file_change(out, diff.as_deref(), note.as_deref());
+            file_change(out, diff.as_deref(), note.as_deref(), style);
         }
         PlannedAction::Template { src, dest, mode, diff, note } => {
             let mode = mode.as_deref().map_or_else(String::new, |m| format!(" (mode {m})"));
             let _ = writeln!(out, "      {} {src} → {dest}{mode}", label("template"));
-            file_change(out, diff.as_deref(), note.as_deref());
+            file_change(out, diff.as_deref(), note.as_deref(), style);
         }
         PlannedAction::Pause { message } => {
             write_block(out, &label("pause"), message);
@@ -304,14 +349,12 @@ fn write_block(out: &mut String, label: &str, text: &str) {
     }
 }
 
-fn file_change(out: &mut String, diff: Option<&str>, note: Option<&str>) {
+fn file_change(out: &mut String, diff: Option<&str>, note: Option<&str>, style: Style) {
     if let Some(note) = note {
         let _ = writeln!(out, "                {note}");
     }
     if let Some(diff) = diff {
-        for line in diff.lines() {
-            let _ = writeln!(out, "        | {line}");
-        }
+        out.push_str(&color_diff(diff, "        | ", style));
     }
 }
 
@@ -320,10 +363,17 @@ pub(crate) fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let env = plan.environment.as_deref().map_or_else(String::new, |e| format!(" on `{e}`"));
     let _ = writeln!(out, "### upshift plan: `{}`{env}\n", plan.playbook);
-    let count = |status: Status| plan.steps.iter().filter(|s| s.status == status).count();
+    let all = || plan.steps.iter().chain(&plan.finally);
+    let count = |status: Status| all().filter(|s| s.status == status).count();
+    let later = all().filter(|s| s.status == Status::WillRun && plan::change_known_at_run_time(&s.action)).count();
+    let later = if later > 0 {
+        format!(" · **{later}** file change{} known only at run time", if later == 1 { "" } else { "s" })
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "**{}** will run · **{}** skipped · **{}** decided at run time · fingerprint `{}`\n",
+        "**{}** will run · **{}** skipped · **{}** decided at run time{later} · fingerprint `{}`\n",
         count(Status::WillRun),
         count(Status::Skipped),
         count(Status::DecidedAtRunTime),
@@ -387,23 +437,24 @@ pub(crate) fn markdown(plan: &Plan) -> String {
             PlannedRollback::None => "—".to_owned(),
             PlannedRollback::Restore => "restore snapshot".to_owned(),
             PlannedRollback::Irreversible => "⚠️ **point of no return**".to_owned(),
-            PlannedRollback::Action { action, .. } => format!("`{}`", cell(&one_line(action))),
+            PlannedRollback::Action { action, .. } => code_cell(&action_text(action)),
         };
         let finally = if index >= plan.steps.len() { " (finally)" } else { "" };
         let _ = writeln!(
             out,
-            "| {} | `{}`{finally}{} | {} | `{}` | {} |",
+            "| {} | `{}`{finally}{} | {} | {} | {} |",
             index + 1,
             step_id,
             cell(&on),
             cell(&status),
-            cell(&one_line(&step.action)),
+            code_cell(&action_text(&step.action)),
             rollback
         );
     }
     let diffs: Vec<(&str, &str)> = plan
         .steps
         .iter()
+        .chain(&plan.finally)
         .filter_map(|step| match &step.action {
             PlannedAction::Edit { diff: Some(diff), .. } | PlannedAction::Template { diff: Some(diff), .. } => {
                 Some((step.id.as_str(), diff.as_str()))
@@ -423,16 +474,41 @@ pub(crate) fn markdown(plan: &Plan) -> String {
     out
 }
 
-fn one_line(action: &PlannedAction) -> String {
+/// What an action does, every line of it.
+fn action_text(action: &PlannedAction) -> String {
     match action {
-        PlannedAction::Run { command, .. } => command.lines().next().unwrap_or("").to_owned(),
+        PlannedAction::Run { command, .. } => command.clone(),
         PlannedAction::Exec { argv } => shell_words::join(argv),
         PlannedAction::Edit { path, .. } => format!("edit {path}"),
         PlannedAction::Template { dest, .. } => format!("template → {dest}"),
-        PlannedAction::Pause { message } => {
-            format!("pause: {}", message.lines().next().unwrap_or(""))
-        }
+        PlannedAction::Pause { message } => format!("pause: {message}"),
     }
+}
+
+/// Code in a table cell: a code span for one line; for several, each line in
+/// `<code>` with `<br>` between them (a cell holds no line break), so that no
+/// line of a command is left out of the comment.
+fn code_cell(text: &str) -> String {
+    let text = text.trim_end_matches('\n');
+    if !text.contains('\n') {
+        // A code span's fence is longer than any run of backticks inside it.
+        let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest + 1);
+        let pad = if longest > 0 { " " } else { "" };
+        return format!("{fence}{pad}{}{pad}{fence}", text.replace('|', "\\|"));
+    }
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                return String::new();
+            }
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            let escaped =
+                line[indent..].replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "&#124;");
+            format!("<code>{}{escaped}</code>", "&nbsp;".repeat(indent))
+        })
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
 
 fn cell(text: &str) -> String {

@@ -36,6 +36,8 @@ pub(crate) struct StepState {
     pub(crate) reason: Option<String>,
     pub(crate) stdout: String,
     pub(crate) exit_code: Option<i32>,
+    /// How long its last finished try took.
+    pub(crate) duration_ms: Option<u64>,
     /// How many times it started.
     pub(crate) starts: u32,
     /// The process group of an unfinished start: `(pgid, leader start time)`.
@@ -116,6 +118,7 @@ impl RunRecord {
                     reason: None,
                     stdout: String::new(),
                     exit_code: None,
+                    duration_ms: None,
                     starts: 0,
                     process: None,
                     last_try: None,
@@ -147,12 +150,13 @@ impl RunRecord {
                     state.process = Some((*pgid, *start));
                 }
             }
-            Record::Finished { step, phase, outcome, reason, exit_code, stdout, target, .. } => {
+            Record::Finished { step, phase, outcome, reason, exit_code, stdout, target, duration_ms, .. } => {
                 let keep = self.keep_output;
                 let state = self.entry(*phase, step.clone(), target.clone());
                 state.outcome = Some(*outcome);
                 state.reason.clone_from(reason);
                 state.exit_code = *exit_code;
+                state.duration_ms = Some(*duration_ms);
                 if keep {
                     state.stdout.clone_from(stdout);
                 }
@@ -275,6 +279,11 @@ fn unreadable(path: &Path, reason: String) -> Unreadable {
     });
     let reason = if run_id.is_none() { format!("not an upshift journal ({reason})") } else { reason };
     Unreadable { path: path.to_owned(), reason, run_id }
+}
+
+/// Where a run's whole output is kept, masked: `RUN.log` beside its journal.
+pub(crate) fn log_path(journal: &Path) -> PathBuf {
+    journal.with_extension("log")
 }
 
 /// Every run (oldest first) and every journal that could not be read.

@@ -67,7 +67,7 @@ pub(crate) fn resolve_target(
         Ok(requirement) => Ok(Some((rendered, requirement))),
         Err(reason) => Err(Diagnostic::error(format!("`target` renders to `{rendered}`: {reason}"))
             .at(target.location.clone())
-            .help(format!("the target must be a {} requirement", spec.scheme.title()))),
+            .help(format!("the target must be {}", spec.scheme.a_requirement()))),
     }
 }
 
@@ -110,7 +110,8 @@ pub(crate) fn select(
                     "`--to {pinned}` is not an available version (newest available: {})",
                     if newest.is_empty() { "none".to_owned() } else { newest.join(", ") }
                 ),
-                usage: true,
+                // Not the flags' fault: what is available decides (exit 3, like a failed readiness check).
+                usage: false,
             });
         };
         if let Some((text, req)) = target
@@ -328,9 +329,13 @@ pub(crate) fn run_probe(
         Probe::Command { command, cwd, extract: how } => {
             let cwd = cwd.as_ref().map(render).transpose()?;
             let spec = spec_for(command, cwd)?;
-            let shown = spec.argv.last().cloned().unwrap_or_default();
-            let output =
-                executor.run(&spec, &mut |_| {}).map_err(|error| format!("`{shown}` could not start: {error}"))?;
+            let shown = match command {
+                crate::playbook::Command::Shell { .. } => spec.argv.last().cloned().unwrap_or_default(),
+                crate::playbook::Command::Exec(_) => shell_words::join(&spec.argv),
+            };
+            let output = executor
+                .run(&spec, &mut |_| {})
+                .map_err(|error| format!("`{shown}` could not start: {}", crate::document::io_reason(&error)))?;
             if !output.success() {
                 return Err(format!(
                     "`{shown}` failed ({}): {}",
@@ -408,7 +413,8 @@ mod tests {
         let args = SelectionArgs { to: Some("2.4.7".into()), ..Default::default() };
         assert_eq!(run(&spec("~2.4", &TRAIN), &args).unwrap().target.to_string(), "2.4.7");
         let args = SelectionArgs { to: Some("2.4.9".into()), ..Default::default() };
-        assert!(run(&spec("~2.4", &TRAIN), &args).unwrap_err().usage);
+        let unavailable = run(&spec("~2.4", &TRAIN), &args).unwrap_err();
+        assert!(unavailable.message.contains("not an available version") && !unavailable.usage, "exit 3, not 2");
         let args = SelectionArgs { to: Some("2.4.6".into()), ..Default::default() };
         assert!(run(&spec("~2.4", &TRAIN), &args).unwrap_err().message.contains("downgrade"));
         assert!(run(&spec("2.4.5.*", &TRAIN), &SelectionArgs::default()).unwrap_err().message.contains("no available"));

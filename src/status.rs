@@ -1,14 +1,16 @@
-//! `status`: the runs in the state dir and each step's outcome, read from the
-//! journals, as text or JSON. Reads only.
+//! `status`: the runs in the state dir, newest first, and each step's outcome,
+//! read from the journals, as text or JSON; one run in full (`status RUN_ID`,
+//! `--last`); and a run's whole masked output from its log (`--log`). Reads only.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
+use crate::Exit;
 use crate::engine::Failure;
 use crate::journal::{Outcome, Phase};
-use crate::runs::RunRecord;
+use crate::runs::{RunRecord, Unreadable};
 
 #[derive(Debug, Serialize)]
 struct RunStatus {
@@ -20,6 +22,8 @@ struct RunStatus {
     unfinished: bool,
     version: Option<String>,
     journal: String,
+    /// The run's whole output, masked (absent for runs of an upshift that kept none).
+    log: Option<String>,
     steps: Vec<StepStatus>,
     left: Vec<String>,
 }
@@ -33,6 +37,23 @@ struct StepStatus {
     /// `ok`, `failed`, `skipped`, or `interrupted` (started, never finished).
     outcome: String,
     reason: Option<String>,
+    exit_code: Option<i32>,
+    duration_ms: Option<u64>,
+    /// How many times it started (retries, resumes).
+    starts: u32,
+}
+
+/// One run in full: what `status` lists, and who ran it where.
+#[derive(Debug, Serialize)]
+struct RunDetail<'a> {
+    #[serde(flatten)]
+    status: RunStatus,
+    file: String,
+    target: &'a str,
+    host: &'a str,
+    user: &'a str,
+    pid: u32,
+    window: Option<&'a str>,
 }
 
 fn status_of(record: &RunRecord) -> RunStatus {
@@ -52,9 +73,13 @@ fn status_of(record: &RunRecord) -> RunStatus {
                 phase,
                 outcome: outcome.to_owned(),
                 reason: state.reason.clone(),
+                exit_code: state.exit_code,
+                duration_ms: state.duration_ms,
+                starts: state.starts,
             });
         }
     }
+    let log = crate::runs::log_path(&record.path);
     RunStatus {
         run_id: record.header.run_id.clone(),
         playbook: record.header.playbook.clone(),
@@ -64,22 +89,75 @@ fn status_of(record: &RunRecord) -> RunStatus {
         unfinished: record.unfinished(),
         version: record.header.selection.as_ref().map(|s| format!("{} → {}", s.current, s.target)),
         journal: record.path.display().to_string(),
+        log: log.exists().then(|| log.display().to_string()),
         steps,
         left: record.end.as_ref().map(|(_, left)| left.clone()).unwrap_or_default(),
     }
 }
 
-/// The runs of one playbook (name and environment), or of every playbook.
-pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, json: bool) -> Result<String, Failure> {
-    let (runs, unreadable) = crate::runs::list_runs(state_dir, filter);
+/// Which runs `status` shows.
+#[derive(Debug, Default)]
+pub(crate) struct Query<'a> {
+    /// One playbook's runs (name, environment).
+    pub(crate) playbook: Option<(&'a str, Option<&'a str>)>,
+    /// Only the runs in this environment.
+    pub(crate) environment: Option<&'a str>,
+    /// One run: its id or a unique prefix of it.
+    pub(crate) run: Option<&'a str>,
+    /// The newest run only.
+    pub(crate) last: bool,
+    /// The run's log instead of its steps.
+    pub(crate) log: bool,
+}
+
+/// What `status` prints for a query, as text or JSON.
+pub(crate) fn render(state_dir: &Path, query: &Query<'_>, json: bool) -> Result<String, Failure> {
+    let (mut runs, unreadable) = crate::runs::list_runs(state_dir, query.playbook);
+    if let Some(env) = query.environment {
+        runs.retain(|r| r.header.environment.as_deref() == Some(env));
+    }
+    // Newest first: the run an operator asks about is almost always the last one.
+    runs.reverse();
+    if let Some(prefix) = query.run {
+        let found: Vec<&RunRecord> = runs.iter().filter(|r| r.header.run_id.starts_with(prefix)).collect();
+        return match found.as_slice() {
+            [one] => one_run(one, query.log, json),
+            [] => Err(Failure::new(
+                Exit::Invalid,
+                format!("no run `{prefix}` in `{}`", crate::diagnostic::display_path(state_dir)),
+            )
+            .help("`upshift status` lists the runs; a playbook is named by its path")),
+            many => Err(Failure::new(Exit::Invalid, format!("`{prefix}` names {} runs", many.len()))
+                .details(many.iter().map(|r| r.header.run_id.clone()).collect())
+                .help("give more of the run id")),
+        };
+    }
+    if query.last {
+        return match runs.first() {
+            Some(newest) => one_run(newest, query.log, json),
+            None if query.log => Err(Failure::new(Exit::Invalid, "there is no run yet, so no log")),
+            None => Ok(if json { pretty(&serde_json::json!({ "v": 1, "run": null })) } else { "no runs yet\n".into() }),
+        };
+    }
+    if query.log {
+        return Err(Failure::new(Exit::Invalid, "`--log` prints the log of one run")
+            .help("name it: `upshift status RUN_ID --log`, or `upshift status --last --log`"));
+    }
+    Ok(list(&runs, &unreadable, json))
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(value).expect("json serializes"))
+}
+
+fn list(runs: &[RunRecord], unreadable: &[Unreadable], json: bool) -> String {
     let statuses: Vec<RunStatus> = runs.iter().map(status_of).collect();
     if json {
         let damaged: Vec<serde_json::Value> = unreadable
             .iter()
             .map(|u| serde_json::json!({ "journal": u.path.display().to_string(), "run_id": u.run_id, "reason": u.reason }))
             .collect();
-        let value = serde_json::json!({ "v": 1, "runs": statuses, "unreadable": damaged });
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&value).expect("json serializes")));
+        return pretty(&serde_json::json!({ "v": 1, "runs": statuses, "unreadable": damaged }));
     }
     let mut out = String::new();
     if statuses.is_empty() && unreadable.is_empty() {
@@ -91,23 +169,124 @@ pub(crate) fn render(state_dir: &Path, filter: Option<(&str, Option<&str>)>, jso
         let _ = writeln!(out, "run {}: `{}`{env}{version}, started {}", run.run_id, run.playbook, run.started_at);
         let _ = writeln!(out, "  state    {}", run.state);
         for step in &run.steps {
-            let phase = match step.phase {
-                Phase::Step => "",
-                Phase::Rollback => " (rollback)",
-                Phase::Finally => " (finally)",
-            };
             let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
             let host = step.host.as_deref().map_or_else(String::new, |h| format!(" on `{h}`"));
-            let _ = writeln!(out, "  {:<11} {}{host}{phase}{reason}", step.outcome, step.step);
+            let _ = writeln!(out, "  {:<11} {}{host}{}{reason}", step.outcome, step.step, phase(step.phase));
         }
         for left in &run.left {
             let _ = writeln!(out, "  left        {left}");
         }
         let _ = writeln!(out, "  journal  {}", run.journal);
     }
-    for bad in &unreadable {
+    for bad in unreadable {
         let what = bad.run_id.as_deref().map_or_else(|| "not a journal".to_owned(), |id| format!("run {id}: damaged"));
         let _ = writeln!(out, "{what}: {}\n  journal  {}", bad.reason, bad.path.display());
+    }
+    out
+}
+
+fn phase(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Step => "",
+        Phase::Rollback => " (rollback)",
+        Phase::Finally => " (finally)",
+    }
+}
+
+/// One run in full, or its log.
+fn one_run(record: &RunRecord, log: bool, json: bool) -> Result<String, Failure> {
+    if log {
+        let path = crate::runs::log_path(&record.path);
+        let bytes = crate::files::read_private(&path).map_err(|error| {
+            let why = if error.kind() == std::io::ErrorKind::NotFound {
+                "it has no log (an older upshift kept only the journal's tail)".to_owned()
+            } else {
+                crate::document::io_reason(&error)
+            };
+            Failure::new(Exit::Invalid, format!("cannot read the log of run `{}`: {why}", record.header.run_id))
+                .help(format!("the journal `{}` keeps the tail of each step's output", record.path.display()))
+        })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        return Ok(if json {
+            pretty(&serde_json::json!({ "v": 1, "run_id": record.header.run_id, "log": text }))
+        } else {
+            text
+        });
+    }
+    let header = &record.header;
+    let detail = RunDetail {
+        status: status_of(record),
+        file: header.file.display().to_string(),
+        target: &header.target,
+        host: &header.host,
+        user: &header.user,
+        pid: header.pid,
+        window: header.window.as_deref(),
+    };
+    if json {
+        return Ok(pretty(&serde_json::json!({ "v": 1, "run": detail })));
+    }
+    let run = &detail.status;
+    let mut out = String::new();
+    let _ = writeln!(out, "run {}", run.run_id);
+    let _ = writeln!(out, "  playbook     `{}` ({})", run.playbook, detail.file);
+    if let Some(env) = &run.environment {
+        let _ = writeln!(out, "  environment  {env}");
+    }
+    if let Some(version) = &run.version {
+        let _ = writeln!(out, "  version      {version}");
+    }
+    let _ = writeln!(
+        out,
+        "  started      {} by {} on {} (pid {}), target {}",
+        run.started_at, detail.user, detail.host, detail.pid, detail.target
+    );
+    if let Some(window) = detail.window {
+        let _ = writeln!(out, "  window       {window}");
+    }
+    let _ = writeln!(out, "  state        {}", run.state);
+    let names: Vec<String> = run
+        .steps
+        .iter()
+        .map(|step| {
+            let tries = if step.starts > 1 { format!(" ({} tries)", step.starts) } else { String::new() };
+            let host = step.host.as_deref().map_or_else(String::new, |h| format!(" on `{h}`"));
+            format!("{}{host}{}{tries}", step.step, phase(step.phase))
+        })
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(4);
+    if !run.steps.is_empty() {
+        let _ = writeln!(out, "\n  {:<11} {:<width$} {:>7}  exit  reason", "outcome", "step", "took");
+    }
+    for (step, name) in run.steps.iter().zip(&names) {
+        let took = match step.duration_ms {
+            Some(ms) if step.outcome != "skipped" => format!("{:.1}s", ms as f64 / 1000.0),
+            _ => String::new(),
+        };
+        let code = step.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let reason = step.reason.as_deref().unwrap_or("");
+        let line = format!("  {:<11} {name:<width$} {took:>7}  {code:<4}  {reason}", step.outcome);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if !run.left.is_empty() {
+        out.push('\n');
+    }
+    for left in &run.left {
+        let _ = writeln!(out, "  left         {left}");
+    }
+    let _ = writeln!(out, "\n  journal      {}", run.journal);
+    match &run.log {
+        Some(log) => {
+            let _ = writeln!(out, "  log          {log} (`upshift status {} --log`)", run.run_id);
+        }
+        None => {
+            let _ = writeln!(out, "  log          none (an older upshift kept only the journal's tail)");
+        }
+    }
+    if run.state == "rollback-incomplete" {
+        let _ = writeln!(out, "\nwhat is left must be undone: `upshift rollback` tries again");
+    } else if run.unfinished {
+        let _ = writeln!(out, "\n`upshift resume` continues it, `upshift rollback` undoes it");
     }
     Ok(out)
 }

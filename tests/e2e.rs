@@ -479,3 +479,44 @@ fn a_saved_plan_runs_the_reviewed_version_then_is_undone(db: &Db) {
     assert!(!store.root.join("auth.json").exists());
     store.assert_no_token_in_state();
 }
+
+/// `tests/e2e/new-store` on a directory that holds something else refuses and
+/// leaves it; on a store it made before, it builds that store again from nothing.
+#[test]
+fn new_store_refuses_what_it_did_not_make_and_rebuilds_what_it_did() {
+    let script = root().join("tests/e2e/new-store");
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("notes.txt"), "mine").unwrap();
+    let output = std::process::Command::new(&script).arg(foreign.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a store new-store made"));
+    assert_eq!(std::fs::read_dir(foreign.path()).unwrap().count(), 1, "nothing was added");
+
+    let dir = tempfile::tempdir().unwrap();
+    let make = || {
+        let output = std::process::Command::new(&script).arg(dir.path()).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let said = make();
+    assert!(said.contains("An Acme store at 1.0.0"), "{said}");
+    // Leave marks where a rebuild must not keep them: the code and the database.
+    let socket = dir.path().join("mariadb/mysqld.sock");
+    let sql = |sql: &str| {
+        let output = std::process::Command::new("mariadb")
+            .args([&format!("--socket={}", socket.display()), "-uroot", "-N", "-e", sql, "store"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    sql("CREATE TABLE leftover (id INT)");
+    std::fs::write(dir.path().join("store/leftover.txt"), "old").unwrap();
+    let said = make();
+    assert!(said.contains("An Acme store at 1.0.0"), "{said}");
+    assert!(!dir.path().join("store/leftover.txt").exists(), "the code was replaced");
+    assert!(!sql("SHOW TABLES").contains("leftover"), "the database was dropped");
+    let _ = std::process::Command::new(root().join("tests/e2e/mariadb"))
+        .args(["stop", &dir.path().join("mariadb").display().to_string()])
+        .status();
+}

@@ -466,7 +466,7 @@ fn killed_during_pip_install_then_rolled_back(pg: &Postgres, venv: &Path) {
     let marker = crash_during_pip_install(&shop);
     let rollback = shop.sandbox.run(&["rollback"]);
     assert_no_password(&rollback);
-    rollback.code(1);
+    rollback.code(0);
     assert!(rollback.stderr.contains(" Rolled back install in "), "{}", rollback.stderr);
     assert!(!marker.exists(), "the half-installed venv was rebuilt");
     assert_eq!(shop.django(), OLD);

@@ -75,12 +75,18 @@ fn a_failing_rollback_exits_4_and_lists_what_is_left() {
     let again = sandbox.run(&["run", &playbook.to_string_lossy()]);
     again.code(5);
     assert!(again.stderr.contains("is unfinished (rollback-incomplete)"), "{}", again.stderr);
+    // There is nothing to resume: what is left must be undone (exit 4, as for the run).
+    let resume = sandbox.run(&["resume"]);
+    resume.code(4);
+    assert!(resume.stderr.contains("its rollback is incomplete: there is nothing to resume"), "{}", resume.stderr);
+    assert!(resume.stderr.contains("`upshift rollback` retries what is left"), "{}", resume.stderr);
     sandbox.write(
         "p.toml",
         &std::fs::read_to_string(&playbook).unwrap().replace("echo cannot >&2; exit 3", "echo undo-b >> log"),
     );
+    // The rollback that was asked for completed: it succeeded.
     let rollback = sandbox.run(&["rollback"]);
-    rollback.code(1);
+    rollback.code(0);
     assert_eq!(log(&sandbox), ["a", "b", "undo-a", "undo-b"], "only what was left is undone");
 }
 

@@ -106,3 +106,32 @@ run = "echo {{ nope }}"
     assert!(!sandbox.path().join("check-ran").exists());
     assert!(!sandbox.path().join("step-ran").exists());
 }
+
+/// One pass finds every problem: keys that do not parse are left out and the
+/// rest is checked; nothing is blamed on what was left out or on a
+/// declaration with a problem of its own.
+#[test]
+fn one_pass_reports_every_problem_and_blames_nothing_on_another() {
+    let sandbox = Sandbox::new();
+    let run = in_repo(&sandbox, &["validate", "tests/fixtures/invalid/every-problem-at-once.toml"]);
+    run.code(2);
+    assert!(run.stderr.ends_with("error: found 13 problems\n"), "{}", run.stderr);
+    for found in [
+        "unknown key `runn`",
+        "invalid type: integer `5`, expected a string",
+        "undeclared variable `rooot`",
+        "undeclared secret `tokn`",
+        "invalid duration `5 parsecs`",
+        "step `c` has 2 actions",
+        "`exec` needs at least the program",
+        "undeclared variable `nope`",
+        "guard does not compile",
+    ] {
+        assert!(run.stderr.contains(found), "{found}: {}", run.stderr);
+    }
+    for blamed in
+        ["has no action", "needs exactly one of", "declares no", "not an earlier step", "no `[version]` table"]
+    {
+        assert!(!run.stderr.contains(blamed), "{blamed}: {}", run.stderr);
+    }
+}

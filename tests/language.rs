@@ -333,8 +333,9 @@ run = "echo {{ version.current }} {{ version.target }} {{ version.target.patch_l
     run.code(0);
     assert!(run.stdout.contains("run       echo 2.4.6-p3 2.4.6-p10 10 patch"), "{}", run.stdout);
     assert!(run.stdout.contains("candidates   2.4.6-p10\n"), "{}", run.stdout);
+    // Not available: what is published decides, as readiness does (exit 3).
     let run = sandbox.run(&["plan", &p, "--to", "2.4.8"]);
-    run.code(2);
+    run.code(3);
     assert!(run.stderr.contains("`--to 2.4.8` is not an available version"), "{}", run.stderr);
     let run = sandbox.run(&["plan", &p, "--to", "2.4.7"]);
     run.code(2);

@@ -24,6 +24,7 @@ mod properties;
 mod quoting;
 mod saved;
 mod templates;
+mod ux;
 mod variables;
 mod versions;
 
@@ -175,7 +176,9 @@ pub(crate) fn in_repo(sandbox: &Sandbox, args: &[&str]) -> Run {
 #[test]
 fn help_is_stable() {
     let sandbox = Sandbox::new();
-    for command in ["validate", "plan", "run", "resume", "rollback", "status", "diff", "schema"] {
+    for command in
+        ["validate", "plan", "run", "resume", "rollback", "status", "diff", "schema", "init", "completions", "man"]
+    {
         let run = sandbox.run(&[command, "--help"]);
         run.code(0);
         insta::assert_snapshot!(format!("help-{command}"), run.stdout);

@@ -178,7 +178,7 @@ rollback = "echo undo-half >> log"
         text.lines().filter(|l| !(l.contains("\"type\":\"finished\"") && l.contains("\"step\":\"config\""))).collect();
     std::fs::write(&path, format!("{}\n", kept.join("\n"))).unwrap();
     let rollback = sandbox.run(&["rollback", "--kill-orphans"]);
-    rollback.code(1);
+    rollback.code(0);
     assert_eq!(log(&sandbox), ["first", "half", "undo-half", "undo-first"], "{}", rollback.stderr);
     assert_eq!(sandbox.read("app/config.json"), before, "the snapshot on disk was restored");
     let status = sandbox.run(&["status"]);
@@ -496,7 +496,17 @@ run = "echo finally {{ secrets.token }}"
         for format in ["text", "json"] {
             let status = sandbox.run(&["status", "--format", format]);
             assert_hidden("status", &status.stdout);
+            let detail = sandbox.run(&["status", "--last", "--format", format]);
+            assert_hidden("status --last", &detail.stdout);
         }
+        // The run's log holds every line, all of them masked.
+        let whole = sandbox.run(&["status", "--last", "--log"]);
+        whole.code(0);
+        assert_hidden("status --last --log", &whole.stdout);
+        assert!(whole.stdout.contains("err| failing with ********\n"), "{}", whole.stdout);
+        assert!(whole.stdout.starts_with("── forms (step) ──\nout| "), "{}", &whole.stdout[..200]);
+        assert!(whole.stdout.contains("── after (finally) ──\nout| finally ********\n"), "{}", whole.stdout);
+        assert!(whole.stdout.len() > 2_200_000, "the log keeps what the journal cuts: {}", whole.stdout.len());
         // The file that held the old token is back, and no copy of it stays behind.
         assert_eq!(sandbox.read("auth.json"), "{\"token\": \"old-token-value\"}\n");
         let beside: Vec<_> = std::fs::read_dir(sandbox.path())
@@ -511,7 +521,13 @@ run = "echo finally {{ secrets.token }}"
         assert_hidden("plan", &plan.stdout);
         assert!(!plan.stdout.contains("old-token-value"), "plan shows the file holding the secret");
     }
-    for (path, content) in crate::examples::snapshot_tree(&sandbox.path().join(".state")) {
+    let state = crate::examples::snapshot_tree(&sandbox.path().join(".state"));
+    assert_eq!(
+        state.iter().filter(|(path, _)| path.extension().is_some_and(|e| e == "log")).count(),
+        4,
+        "a log per run"
+    );
+    for (path, content) in state {
         let text = String::from_utf8_lossy(&content);
         assert_hidden(&path.display().to_string(), &text);
         assert!(!text.contains("old-token-value"), "{} holds the old secret file", path.display());

@@ -1046,7 +1046,14 @@ fn numbers<'t>(found: &Captures<'t, str>, first: usize) -> [&'t str; 4] {
 }
 
 fn parse_constraint(input: &str) -> Result<Vec<Constraint>, String> {
-    let fail = |why: String| format!("`{input}` is not a Composer constraint: {why}");
+    let fail = |why: String| {
+        // A reason about the whole text again adds nothing: say it once.
+        if why.starts_with(&format!("`{input}` ")) {
+            format!("`{input}` is not a Composer constraint")
+        } else {
+            format!("`{input}` is not a Composer constraint: {why}")
+        }
+    };
     let mut constraint = input.to_owned();
     if let Some(found) = captures(&ALIAS, &constraint) {
         constraint = group(&found, 1).to_owned();

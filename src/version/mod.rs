@@ -56,6 +56,14 @@ impl Scheme {
         }
     }
 
+    /// "a semver requirement", "an npm requirement": for messages.
+    pub(crate) fn a_requirement(self) -> String {
+        match self {
+            Scheme::Npm => "an npm requirement".to_owned(),
+            other => format!("a {} requirement", other.title()),
+        }
+    }
+
     pub(crate) fn version(self, text: &str) -> Result<Version, String> {
         match self {
             Scheme::Semver => semver::Version::parse(text).map(Version::Semver),

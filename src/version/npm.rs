@@ -608,7 +608,14 @@ pub(crate) struct Range {
 
 impl Range {
     pub(crate) fn parse(text: &str) -> Result<Range, String> {
-        let reason = |why: String| format!("`{}` is not an npm range: {why}", text.trim());
+        let reason = |why: String| {
+            // A reason that only names the whole range again adds nothing: say it once.
+            if why.ends_with(&format!("`{}`", text.trim())) {
+                format!("`{}` is not an npm range", text.trim())
+            } else {
+                format!("`{}` is not an npm range: {why}", text.trim())
+            }
+        };
         Ok(Range {
             default: Set::parse(text, false).map_err(reason)?,
             include_prerelease: Set::parse(text, true).map_err(reason)?,
