@@ -1189,19 +1189,27 @@ impl Checker {
         }
         // `sh -c SCRIPT`, `ssh HOST COMMAND…`: a script, quoted like a `run` string.
         let argv: Vec<&str> = exec.iter().map(|arg| arg.get_ref().as_str()).collect();
-        let scripts = crate::shell::scripts_in_argv(&argv);
-        Some(Command::Exec(
-            exec.iter()
-                .enumerate()
-                .map(|(i, arg)| {
-                    let quoting = match scripts.iter().find(|(at, _)| *at == i) {
-                        Some((_, dialect)) => Quoting::Shell(*dialect),
-                        None => Quoting::Plain,
-                    };
-                    Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
-                })
-                .collect(),
-        ))
+        let found = crate::shell::scripts_in_argv(&argv);
+        let templates: Vec<Template> = exec
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| {
+                let quoting = match found.scripts.iter().find(|(at, _)| *at == i) {
+                    Some((_, dialect)) => Quoting::Shell(*dialect),
+                    None => Quoting::Plain,
+                };
+                Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
+            })
+            .collect();
+        // After a wrapper's option upshift does not know, it cannot tell
+        // whether a value reaches a shell: refuse values there.
+        if let Some((from, after)) = &found.lost {
+            let why = crate::shell::Unsafe::Lost(after.clone());
+            for template in templates.iter().skip(*from) {
+                self.diagnostics.extend(template.refused_values(&why));
+            }
+        }
+        Some(Command::Exec(templates))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -168,29 +168,48 @@ impl Template {
                 }
             }
         }
-        let (contexts, reparsed) = match dialect {
-            Dialect::Other => (vec![Context::Unsafe(Unsafe::UnknownShell); holes.len()], vec![None; holes.len()]),
-            _ => {
-                let lexed = shell::lex(&script, &holes, dialect);
-                (lexed.contexts, lexed.reparsed)
-            }
+        let lexed = match dialect {
+            Dialect::Other => None,
+            _ => Some(shell::lex(&script, &holes, dialect)),
         };
         let mut problems = Vec::new();
-        for (((range, inner), context), reparsed) in expressions.iter().zip(contexts).zip(reparsed) {
+        for (i, (range, inner)) in expressions.iter().enumerate() {
             let expression = self.source[inner.clone()].trim();
             if ends_with_filter(expression, "safe") {
                 continue;
             }
-            let why = match (context, reparsed) {
-                (Context::Unsafe(why), _) => why,
-                (_, Some(by)) if !ends_with_filter(expression, "quote") => Unsafe::Reparsed(by),
-                _ => continue,
+            let settled = match &lexed {
+                Some(lexed) => lexed.settle(i, ends_with_filter(expression, "quote")),
+                None => Err(Unsafe::UnknownShell),
+            };
+            let Err(why) = settled else {
+                continue;
             };
             let shown = format!("`{{{{ {expression} }}}}`");
             let diagnostic = Diagnostic::error(why.message(&shown)).label(why.label()).help(why.help());
             problems.push(diagnostic.at_opt(self.at(range.clone())));
         }
         problems
+    }
+
+    /// Every interpolation of the template (but `| safe`), refused for `why`.
+    pub(crate) fn refused_values(&self, why: &Unsafe) -> Vec<Diagnostic> {
+        if self.is_literal() {
+            return Vec::new();
+        }
+        scan(&self.source)
+            .parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Part::Expression { range, inner } => Some((range, inner)),
+                Part::Text(_) => None,
+            })
+            .filter(|(_, inner)| !ends_with_filter(self.source[inner.clone()].trim(), "safe"))
+            .map(|(range, inner)| {
+                let shown = format!("`{{{{ {} }}}}`", self.source[inner].trim());
+                Diagnostic::error(why.message(&shown)).label(why.label()).help(why.help()).at_opt(self.at(range))
+            })
+            .collect()
     }
 
     /// `${#…}` in the source: minijinja would start a comment at its `{#`.
@@ -276,14 +295,11 @@ impl Template {
         let mut last = 0;
         for (i, (range, index)) in holes.iter().enumerate() {
             out.push_str(&output[last..range.start]);
-            let mut context = lexed.as_ref().map_or(Context::Unsafe(Unsafe::UnknownShell), |l| l.contexts[i].clone());
             // A value another shell reads again must have been quoted for it (`| quote`).
-            if let Some(by) = lexed.as_ref().and_then(|l| l.reparsed[i].clone())
-                && !recorder.requoted[*index]
-                && !matches!(context, Context::Unsafe(_))
-            {
-                context = Context::Unsafe(Unsafe::Reparsed(by));
-            }
+            let context = match &lexed {
+                Some(lexed) => lexed.settle(i, recorder.requoted[*index]).unwrap_or_else(Context::Unsafe),
+                None => Context::Unsafe(Unsafe::UnknownShell),
+            };
             let before = bytes[..range.start].last().copied();
             let after = bytes.get(range.end).copied();
             let quoted = shell::quote(&recorder.values[*index], &context, before, after).map_err(|why| {
@@ -330,9 +346,11 @@ impl Template {
             }
             at
         };
-        for (index, heredoc) in lexed.heredocs.iter().enumerate() {
+        for heredoc in &lexed.heredocs {
+            // Every value in the body, also inside a `$(…)` there: bash finds
+            // the delimiter line before it reads anything in the body.
             let inside: Vec<usize> = (0..ranges.len())
-                .filter(|i| matches!(lexed.contexts[*i], Context::Heredoc { heredoc, .. } if heredoc == index))
+                .filter(|i| ranges[*i].start >= heredoc.body.start && ranges[*i].end <= heredoc.body.end)
                 .collect();
             if inside.is_empty() {
                 continue;
@@ -359,17 +377,26 @@ impl Template {
             }
             for (line, range) in heredoc.lines(&out[start..end]) {
                 let (line_start, line_end) = (start + range.start, start + range.end);
-                if heredoc.ends_at(&line) {
+                if heredoc.ends_at(&line) || heredoc.cuts_at(&line) {
                     let culprit = inside
                         .iter()
                         .find(|i| placed[**i].start <= line_end && placed[**i].end >= line_start)
                         .unwrap_or(&inside[0]);
                     let (shown, location) = self.expression(spans, ranges[*culprit].start);
                     return Err(RenderError {
-                        message: format!(
-                            "the value of {shown} makes a line `{}` in the here-document, which would end it early",
-                            heredoc.delimiter
-                        ),
+                        message: if heredoc.ends_at(&line) {
+                            format!(
+                                "the value of {shown} makes a line `{}` in the here-document, which would end it \
+                                 early",
+                                heredoc.delimiter
+                            )
+                        } else {
+                            format!(
+                                "the value of {shown} makes a line that starts with `{}` and has a `)`, where bash \
+                                 would end the here-document (it is inside `$(…)`)",
+                                heredoc.delimiter
+                            )
+                        },
                         location,
                     });
                 }
@@ -985,7 +1012,7 @@ fn engine() -> &'static Environment<'static> {
         // (for a shell inside the shell, as with `ssh host …`).
         env.add_filter("quote", |value: Value| {
             let text = text_of(&value);
-            let quoted = shell::quote(&text, &Context::Word, None, None).unwrap_or_else(|_| shell::single_quote(&text));
+            let quoted = shell::quote_word(&text);
             RECORDING.with(|cell| {
                 if let Ok(mut recording) = cell.try_borrow_mut()
                     && let Some(recorder) = recording.as_mut()
