@@ -2234,4 +2234,208 @@ mod tests {
         assert_eq!(Dialect::of("/usr/bin/fish"), Dialect::Other);
         assert_eq!(Dialect::of("mksh"), Dialect::Ksh);
     }
+
+    fn bash(script: &str) -> Vec<Context> {
+        contexts_in(script, Dialect::Bash)
+    }
+
+    fn uncertain(why: Uncertain) -> Context {
+        Context::Unsafe(Unsafe::Uncertain(why))
+    }
+
+    #[test]
+    fn heredocs_opened_in_nested_lists() {
+        use Context::Heredoc as H;
+        // A subshell's here-document reads its body after the next newline, in dash and bash.
+        assert_eq!(contexts("(cat <<EOF) | wc -l\n@\nEOF\necho @"), vec![H { expands: true, heredoc: 0 }, Word]);
+        assert_eq!(contexts("( (cat <<'E') )\n@\nE\n@"), vec![H { expands: false, heredoc: 0 }, Word]);
+        // In `$(…)` or `<(…)` that closes on the same line: dash gives it an
+        // empty body, bash reads on; nothing after is certain.
+        let refused = uncertain(Uncertain::HeredocInSubstitution);
+        assert_eq!(contexts("x=$(cat <<EOF)\n@\nEOF\n@"), vec![refused.clone(), refused.clone()]);
+        assert_eq!(bash("echo \"$(cat <<EOF)\"\n@\nEOF"), vec![refused.clone()]);
+        assert_eq!(bash("diff <(cat <<EOF) /dev/null\n@\nEOF"), vec![refused]);
+        // Closed inside: fine.
+        assert_eq!(bash("x=$(cat <<E\n@\nE\n) @"), vec![H { expands: true, heredoc: 0 }, Word]);
+    }
+
+    #[test]
+    fn heredoc_delimiters_as_the_shells_read_them() {
+        use Context::Heredoc as H;
+        // bash reads `$'EOF'` and `$"EOF"` as `EOF`; dash as `$EOF`.
+        assert_eq!(bash("cat <<$'EOF'\n@\nEOF\necho @"), vec![H { expands: false, heredoc: 0 }, Word]);
+        assert_eq!(bash("cat <<$\"EOF\"\nx\nEOF\necho @"), vec![Word]);
+        assert_eq!(contexts("cat <<$'EOF'\nx\nEOF\necho @"), vec![uncertain(Uncertain::DelimiterQuoting)]);
+        assert_eq!(bash("cat <<$'E\\x4f'\nx\nEO\necho @"), vec![uncertain(Uncertain::DelimiterQuoting)]);
+        // An empty delimiter ends the body at the first empty line.
+        let script = "cat <<''\n@\n\necho @";
+        let lexed = lex(script, &script.match_indices('@').map(|(i, _)| i..i + 1).collect::<Vec<_>>(), Dialect::Posix);
+        assert_eq!(lexed.contexts, vec![H { expands: false, heredoc: 0 }, Word]);
+        assert!(lexed.heredocs[0].ends_at(""));
+    }
+
+    #[test]
+    fn bash_ends_a_heredoc_inside_a_substitution_at_its_delimiter_and_a_paren() {
+        // `EOF)`, `EOF )`, `EOF x)`: bash ends the document and reads the rest.
+        assert_eq!(bash("echo \"$(cat <<EOF\nx\nEOF)\"\necho @"), vec![Word]);
+        assert_eq!(bash("x=\"$( cat <<-EOF\n\tx\n\tEOF )\"\necho @"), vec![Word]);
+        assert_eq!(bash("x=$(cat <<EOF\nEOF x)\necho @"), vec![Word]);
+        // Not without a `)`, nor outside a substitution.
+        assert_eq!(bash("x=$(cat <<EOF\nEOF;\n@\nEOF\n)"), vec![Context::Heredoc { expands: true, heredoc: 0 }]);
+        assert_eq!(bash("(cat <<EOF\nEOF)\n@\nEOF\n)"), vec![Context::Heredoc { expands: true, heredoc: 0 }]);
+        // dash reads on: for `sh`, what follows is uncertain.
+        assert_eq!(contexts("echo \"$(cat <<EOF\nx\nEOF)\"\necho @"), vec![uncertain(Uncertain::DelimiterCut)]);
+        let heredoc =
+            Heredoc { body: 0..0, delimiter: "EOF".into(), strip_tabs: true, expands: true, in_substitution: true };
+        assert!(heredoc.cuts_at("\tEOF x)") && !heredoc.cuts_at("EOF x") && !heredoc.cuts_at("xEOF)"));
+    }
+
+    #[test]
+    fn a_substitution_that_runs_past_the_delimiter_line_is_uncertain() {
+        // dash reads `$(…)` in the body first (its own `EOF` line is inside);
+        // bash ends the body at the first `EOF` line.
+        let script = "cat <<EOF\n$( echo \"$(cat <<EOF\nx\nEOF\n)\" )\nEOF\n[ \"@\" = x ]";
+        assert_eq!(contexts(script), vec![uncertain(Uncertain::BodySubstitution)]);
+        assert_eq!(contexts("cat <<EOF\n$(echo a\necho @)\nEOF\n"), vec![Word]);
+    }
+
+    #[test]
+    fn wrappers_lead_to_the_command_after_their_options() {
+        let by = |s: &str| Some(s.to_owned());
+        for script in [
+            "timeout -s KILL 30 sh -c @",
+            "timeout --signal=KILL 30 sh -c @",
+            "timeout --sig KILL -k 5 30 sh -c @",
+            "sudo -iu root sh -c @",
+            "sudo -Eu root -- sh -c @",
+            "sudo --user=root VAR=1 sh -c @",
+            "env -C . -u X A=1 sh -c @",
+            "env --chdir=. - sh -c @",
+            "nice -n 5 ionice -c 3 nohup setsid -f stdbuf -oL sh -c @",
+            "nice -10 chroot --userspec=a:b /srv sh -c @",
+            "exec -a name sh -c @",
+            "command -p sh -c @",
+        ] {
+            assert_eq!(reparsed(script), vec![by("sh -c")], "{script}");
+        }
+        // An option upshift does not know: it cannot tell what runs.
+        let lost = |script: &str| contexts_in(script, Dialect::Posix);
+        assert_eq!(lost("timeout -x 5 sh -c @"), vec![Context::Unsafe(Unsafe::Lost("`timeout -x`".into()))]);
+        assert_eq!(lost("env -S 'sh -c' @"), vec![Context::Unsafe(Unsafe::Lost("`env -S`".into()))]);
+        assert_eq!(
+            lost("sudo --frobnicate sh <<EOF\n@\nEOF"),
+            vec![Context::Unsafe(Unsafe::Lost("`sudo --frobnicate`".into()))]
+        );
+        // Values as option arguments and commands are data.
+        assert_eq!(reparsed("sudo -u @ ls @; timeout @ sh -c 'x' @"), vec![None, None, None, None]);
+        assert_eq!(contexts("sudo -u @ ls; env @=1 ls"), vec![Word, Word]);
+        // `command -v`, `sudo -l`: nothing runs.
+        assert_eq!(reparsed("command -v sh -c @"), vec![None]);
+    }
+
+    #[test]
+    fn shells_started_other_ways_are_found() {
+        let by = |s: &str| Some(s.to_owned());
+        assert_eq!(reparsed("trap \"rm @\" EXIT; trap - @"), vec![by("trap"), None]);
+        assert_eq!(reparsed("alias ll=\"ls @\"; alias @"), vec![by("alias"), None]);
+        assert_eq!(reparsed(". /dev/stdin <<EOF\n@\nEOF\nsource ./x.sh <<EOF\n@\nEOF"), vec![by(". /dev/stdin"), None]);
+        assert_eq!(reparsed("source <(echo @)"), vec![by("source <(…)")]);
+        assert_eq!(reparsed("sudo -s <<EOF\n@\nEOF\nsudo -u x -i <<< @"), vec![by("sudo -s"), by("sudo -i")]);
+        assert_eq!(
+            reparsed("su --command=\"ls @\" root; su -c'ls @'; su -l root <<EOF\n@\nEOF"),
+            vec![by("su -c"), by("su -c"), by("su")]
+        );
+        // A command whose name upshift cannot know: a script after `-c` is one for a shell.
+        assert_eq!(
+            reparsed("$SHELL -c \"ls @\"; \"$php\" -r @; @ -ec @"),
+            vec![by("$SHELL -c"), None, None, by("@ -c")]
+        );
+        // Not a shell's input: a script file's.
+        assert_eq!(reparsed("bash script.sh <<EOF\n@\nEOF\nbash -s x <<EOF\n@\nEOF"), vec![None, by("bash")]);
+    }
+
+    #[test]
+    fn ssh_options_that_run_commands_are_refused() {
+        let ssh = |option: &str| contexts(&format!("ssh {option} host true"));
+        let command = |name: &str| Context::Unsafe(Unsafe::SshCommand(name.into()));
+        assert_eq!(ssh("-o ProxyCommand=\"nc @ 22\""), vec![command("ProxyCommand")]);
+        assert_eq!(ssh("-o \"proxycommand nc @ 22\""), vec![command("proxycommand")]);
+        assert_eq!(ssh("-oLocalCommand=@ -o PermitLocalCommand=yes"), vec![command("LocalCommand")]);
+        assert_eq!(ssh("-vo RemoteCommand=@"), vec![command("RemoteCommand")]);
+        assert_eq!(ssh("-o @"), vec![Context::Unsafe(Unsafe::SshOption)]);
+        assert_eq!(ssh("-o \"$OPT=@\""), vec![Context::Unsafe(Unsafe::SshOption)]);
+        assert_eq!(ssh("-o User=@ -o \"IdentityFile @\" -p @ -l@"), vec![Word, DoubleQuoted, Word, Word]);
+    }
+
+    #[test]
+    fn builtins_that_take_variable_names() {
+        let name = |by: &str| Context::Unsafe(Unsafe::Name(by.into()));
+        assert_eq!(bash("declare @; declare x=@; local -r @=1"), vec![name("declare"), Word, name("local")]);
+        assert_eq!(bash("declare -n r=@; typeset -n @"), vec![name("declare -n"), name("typeset")]);
+        assert_eq!(
+            bash("printf -v \"a[@]\" x; printf -v@ x; printf '%s' @"),
+            vec![name("printf -v"), name("printf -v"), Word]
+        );
+        assert_eq!(bash("read -r \"a[@]\"; read -a @; read -p @ line"), vec![name("read"), name("read -a"), Word]);
+        assert_eq!(
+            bash("mapfile -t @; unset @; getopts ab @ @"),
+            vec![name("mapfile"), name("unset"), name("getopts"), Word]
+        );
+        assert_eq!(
+            bash("test -v \"a[@]\"; [ -v @ ]; [[ -v @ ]]"),
+            vec![name("test -v"), name("test -v"), name("[[ -v ]]")]
+        );
+        // Integers: their assignments are arithmetic, also later ones.
+        let arith = Context::Unsafe(Unsafe::Arithmetic);
+        assert_eq!(bash("declare -i n; n=@; m=@; export n=@"), vec![arith.clone(), Word, arith.clone()]);
+        assert_eq!(bash("let \"n = @\"; declare -i m=\"@\""), vec![arith.clone(), arith]);
+        // Prompts are expanded again when the shell uses them.
+        let prompt = |name: &str| Context::Unsafe(Unsafe::Prompt(name.into()));
+        assert_eq!(
+            bash("PS4=\"+ @\" cmd; export PROMPT_COMMAND=@; BASH_ENV=@ bash x"),
+            vec![prompt("PS4"), prompt("PROMPT_COMMAND"), prompt("BASH_ENV")]
+        );
+        assert_eq!(contexts("env PS4=@ bash -xc true"), vec![prompt("PS4")]);
+    }
+
+    #[test]
+    fn brace_expansion_never_splits_a_value() {
+        assert_eq!(bash("mkdir -p d/{log,@} {@} @,{x}"), vec![Context::Braced, Context::Braced, Word]);
+        let braced = |value: &str| quote(value, &Context::Braced, None, None).unwrap();
+        assert_eq!(braced("a,b"), "'a,b'");
+        assert_eq!(braced("1..3"), "'1..3'");
+        assert_eq!(braced("3"), "3");
+        assert_eq!(quote_word("a,b"), "'a,b'");
+        assert_eq!(quote_word("2"), "'2'");
+        assert_eq!(quote_word("/srv/x"), "/srv/x");
+    }
+
+    /// How a value quoted for another shell (`| quote`) settles.
+    fn settled(script: &str, dialect: Dialect) -> Vec<Result<Context, Unsafe>> {
+        let holes: Vec<Range<usize>> = script.match_indices('@').map(|(i, _)| i..i + 1).collect();
+        let lexed = lex(script, &holes, dialect);
+        (0..holes.len()).map(|i| lexed.settle(i, true)).collect()
+    }
+
+    #[test]
+    fn a_value_quoted_once_more_must_land_as_a_word_of_the_second_shell() {
+        assert_eq!(
+            settled("ssh host \"printf '%s' @ > @/x\"", Dialect::Posix),
+            vec![Ok(DoubleQuoted), Ok(DoubleQuoted)]
+        );
+        assert_eq!(
+            settled("eval printf \"'%s'\" @; sh <<E\nls @\nE", Dialect::Posix),
+            vec![Ok(Word), Ok(Context::Heredoc { expands: true, heredoc: 0 })]
+        );
+        let twice = |by: &str, again: &str| Err(Unsafe::ReparsedTwice { by: by.into(), again: again.into() });
+        assert_eq!(settled("ssh host \"sh -c 'echo @'\"", Dialect::Posix), vec![twice("ssh", "sh -c")]);
+        assert_eq!(settled("ssh h sudo sh -c \"'echo @'\"", Dialect::Posix), vec![twice("ssh", "sh -c")]);
+        assert_eq!(settled("eval \"eval 'echo @'\"", Dialect::Bash), vec![twice("eval", "eval")]);
+        let inside = |place: &str| Err(Unsafe::ReparsedIn { by: "ssh".into(), place: place.into() });
+        assert_eq!(settled("ssh host \"echo '@'\"", Dialect::Posix), vec![inside("inside `'…'`")]);
+        assert_eq!(settled("ssh host 'echo \"@\"'", Dialect::Posix), vec![inside("inside `\"…\"`")]);
+        assert_eq!(settled("ssh host 'echo `@`'", Dialect::Posix), vec![inside("inside backticks")]);
+        // Through a command's output: what it prints, upshift cannot follow.
+        assert_eq!(settled("eval \"$(echo @)\"", Dialect::Posix), vec![Err(Unsafe::ReparsedOutput("eval".into()))]);
+    }
 }
