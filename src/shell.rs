@@ -169,6 +169,9 @@ pub(crate) enum Uncertain {
     /// A body line inside `$(…)` that starts with the delimiter and has a `)`:
     /// bash ends the document there, dash reads on.
     DelimiterCut,
+    /// The rest of a line where bash ended a here-document inside `$(…)`
+    /// (`EOF)"; …`): bash reads it again, and changes some bytes of it.
+    RestOfCut,
     /// A `$(…)` (or `${…}`, backticks) in a here-document body that runs past
     /// the delimiter line: bash ends the body at that line, dash after the `)`.
     BodySubstitution,
@@ -208,6 +211,11 @@ impl Unsafe {
                 Uncertain::BodySubstitution => {
                     "after a `$(…)` in a here-document body that runs past the delimiter line (dash and bash end \
                      the body at different lines)"
+                        .to_owned()
+                }
+                Uncertain::RestOfCut => {
+                    "on the line where bash ends a here-document at its delimiter and a `)` (bash reads the rest \
+                     of that line again, and changes bytes of it)"
                         .to_owned()
                 }
             },
@@ -290,6 +298,7 @@ impl Unsafe {
                 Uncertain::BodySubstitution => {
                     "close each `$(…)` of a here-document body before its delimiter line".to_owned()
                 }
+                Uncertain::RestOfCut => "put the value on a line after the one that ends the here-document".to_owned(),
             },
             Unsafe::AfterBackslash => "remove the `\\`: the value is quoted for you".to_owned(),
             Unsafe::AfterDollar => "write `\\$` for a literal `$` before the value".to_owned(),
@@ -722,6 +731,9 @@ struct Lexer<'a> {
     units: Vec<Unit>,
     /// Variables declared integer (`declare -i n`): assigning to them is arithmetic.
     integers: HashSet<String>,
+    /// Values before this position are refused for this reason (the rest of
+    /// a line bash reads again).
+    tainted: Option<(usize, Unsafe)>,
     /// Where each expansion read so far (`$x`, `$(…)`, `${…}`, backticks,
     /// `<(…)`) ends, by where it starts.
     expansions: HashMap<usize, usize>,
@@ -745,6 +757,7 @@ impl<'a> Lexer<'a> {
             unclosed: false,
             units: Vec::new(),
             integers: HashSet::new(),
+            tainted: None,
             expansions: HashMap::new(),
         }
     }
@@ -773,9 +786,10 @@ impl Lexer<'_> {
 
     /// Records a hole's context (an enclosing unsafe place wins); returns its end.
     fn record(&mut self, hole: usize, context: Context, outer: &Option<Unsafe>) -> usize {
-        let context = match (&self.diverged, outer) {
-            (Some(why), _) | (None, Some(why)) => Context::Unsafe(why.clone()),
-            (None, None) => context,
+        let tainted = self.tainted.as_ref().filter(|(end, _)| self.holes[hole].start < *end).map(|(_, why)| why);
+        let context = match (&self.diverged, outer, tainted) {
+            (Some(why), _, _) | (None, Some(why), _) | (None, None, Some(why)) => Context::Unsafe(why.clone()),
+            (None, None, None) => context,
         };
         if self.contexts[hole].is_none() {
             self.contexts[hole] = Some(context);
@@ -1414,6 +1428,8 @@ impl Lexer<'_> {
             while line < self.end {
                 // One logical line: in an unquoted body a line ending in `\` goes on.
                 let mut text = Vec::new();
+                // The text before the line's first value.
+                let mut prefix: Option<usize> = None;
                 let mut has_hole = false;
                 let mut continued = false;
                 let mut eol = line;
@@ -1422,6 +1438,7 @@ impl Lexer<'_> {
                     while eol < self.end {
                         if let Some(hole) = self.hole(eol) {
                             has_hole = true;
+                            prefix.get_or_insert(text.len());
                             trailing = 0;
                             eol = self.holes[hole].end;
                         } else if self.text[eol] == b'\n' {
@@ -1440,13 +1457,16 @@ impl Lexer<'_> {
                     }
                     break;
                 }
-                if !has_hole {
-                    let text = String::from_utf8_lossy(&text);
-                    if heredoc.ends_at(&text) {
-                        body_end = line;
-                        next = (eol + 1).min(self.end);
-                        break;
-                    }
+                let before = String::from_utf8_lossy(&text[..prefix.unwrap_or(text.len())]).into_owned();
+                if !has_hole && heredoc.ends_at(&before) {
+                    body_end = line;
+                    next = (eol + 1).min(self.end);
+                    break;
+                }
+                // A `)` before any value is enough (a value's own lines are
+                // checked when it is known).
+                {
+                    let text = before;
                     if heredoc.cuts_at(&text) {
                         if self.dialect == Dialect::Bash && !continued {
                             // bash ends the document here and reads on after the delimiter.
@@ -1454,6 +1474,9 @@ impl Lexer<'_> {
                             let tabs =
                                 if here.strip_tabs { text.len() - text.trim_start_matches('\t').len() } else { 0 };
                             next = line + tabs + here.delimiter.len();
+                            // It reads the rest of the line again, and changes
+                            // bytes of it (`\x01`, `\x7f` come out doubled).
+                            self.tainted = Some((eol, Unsafe::Uncertain(Uncertain::RestOfCut)));
                             break;
                         }
                         self.diverge(Uncertain::DelimiterCut);
@@ -2280,6 +2303,8 @@ mod tests {
         assert_eq!(bash("echo \"$(cat <<EOF\nx\nEOF)\"\necho @"), vec![Word]);
         assert_eq!(bash("x=\"$( cat <<-EOF\n\tx\n\tEOF )\"\necho @"), vec![Word]);
         assert_eq!(bash("x=$(cat <<EOF\nEOF x)\necho @"), vec![Word]);
+        // The rest of that line bash reads again (and doubles `\x01` bytes in it).
+        assert_eq!(bash("x=\"$(cat <<EOF\nx\nEOF)\"; echo @\n@"), vec![uncertain(Uncertain::RestOfCut), Word]);
         // Not without a `)`, nor outside a substitution.
         assert_eq!(bash("x=$(cat <<EOF\nEOF;\n@\nEOF\n)"), vec![Context::Heredoc { expands: true, heredoc: 0 }]);
         assert_eq!(bash("(cat <<EOF\nEOF)\n@\nEOF\n)"), vec![Context::Heredoc { expands: true, heredoc: 0 }]);
