@@ -1963,6 +1963,7 @@ impl Checker {
             Ok(used) => {
                 self.names_used(&used, template, names);
                 self.diagnostics.extend(template.shell_problems());
+                self.diagnostics.extend(template.secret_problems());
             }
             Err(diagnostics) => self.diagnostics.extend(diagnostics),
         }
@@ -1985,6 +1986,16 @@ impl Checker {
             Ok(used) => {
                 let template = Template::new(&guard.source, Quoting::Plain, guard.location.clone());
                 self.names_used(&used, &template, names);
+                // `plan` decides guards without secret values, and `run` must
+                // decide as `plan` said: a guard never reads a secret.
+                if let Some(secret) = used.iter().find(|name| *name == "secrets" || name.starts_with("secrets.")) {
+                    self.push(
+                        Diagnostic::error(format!("guard `{}` reads `{secret}`", guard.source))
+                            .at_opt(locate_name(&template, secret))
+                            .label("guards are decided without secret values")
+                            .help("decide on a var or an earlier step's output, or test the secret inside the command"),
+                    );
+                }
             }
             Err(diagnostic) => self.push(diagnostic),
         }

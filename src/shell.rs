@@ -182,7 +182,7 @@ impl Unsafe {
     pub(crate) fn place(&self) -> String {
         match self {
             Unsafe::Backticks => "inside backticks".to_owned(),
-            Unsafe::Arithmetic => "in arithmetic (`$((…))`, `((…))`, `let`, `declare -i`)".to_owned(),
+            Unsafe::Arithmetic => "in arithmetic (`$((…))`, `((…))`, `let`)".to_owned(),
             Unsafe::ArithmeticTest => "as an operand of an arithmetic test (`-eq`, `-lt`, …)".to_owned(),
             Unsafe::Subscript => "in an array subscript".to_owned(),
             Unsafe::Name(by) => format!("where `{by}` takes a variable name"),

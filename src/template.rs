@@ -104,10 +104,13 @@ impl Template {
     pub(crate) fn evaluate(&self, context: &Value) -> Result<serde_json::Value, RenderError> {
         if let Some(expression) = self.single_expression()
             && let Ok(compiled) = engine().compile_expression(expression)
-            && let Ok(value) = compiled.eval(context)
-            && let Ok(json) = to_json(&value)
         {
-            return Ok(json);
+            let watch = SecretWatch::start();
+            let json = compiled.eval(context).ok().and_then(|value| to_json(&value).ok());
+            watch.finish(self.location.as_ref())?;
+            if let Some(json) = json {
+                return Ok(json);
+            }
         }
         // Anything else, and every error (with its place), goes the usual way.
         self.render(context).map(serde_json::Value::String)
@@ -192,6 +195,48 @@ impl Template {
         problems
     }
 
+    /// Every `{{ … }}` or `{% … %}` that does more with a secret than write
+    /// it as it is (`{{ secrets.token }}`, also `| safe` or `| quote`): a
+    /// filter, a test, a comparison, `~`, a slice would see its mask in `plan`
+    /// and make a form of the value that output masking does not know in `run`.
+    pub(crate) fn secret_problems(&self) -> Vec<Diagnostic> {
+        if self.is_literal() || !self.source.contains("secrets") {
+            return Vec::new();
+        }
+        let scan = scan(&self.source);
+        let expressions = scan.parts.iter().filter_map(|part| match part {
+            Part::Expression { range, inner } => Some((range.clone(), inner.clone(), true)),
+            Part::Text(_) => None,
+        });
+        let statements = scan.statements.iter().map(|(range, inner)| (range.clone(), inner.clone(), false));
+        let mut tags: Vec<(Range<usize>, Range<usize>, bool)> = expressions.chain(statements).collect();
+        tags.sort_by_key(|(range, _, _)| range.start);
+        let mut problems = Vec::new();
+        for (range, inner, expression) in tags {
+            let text = self.source[inner].trim();
+            let Some(name) = secret_read(text) else {
+                continue;
+            };
+            if expression && written_as_is(text) {
+                continue;
+            }
+            let shown = &self.source[range.clone()];
+            problems.push(
+                Diagnostic::error(format!("`{shown}` works on a secret, and a secret can only be written as it is"))
+                    .at_opt(self.at(range))
+                    .label(format!(
+                        "a filter, a test or an operation here sees `{}`, not the value",
+                        SecretHandle::mask(&name)
+                    ))
+                    .help(format!(
+                        "write `{{{{ secrets.{name} }}}}` and work on the value in the command (`printf '%s' \
+                         {{{{ secrets.{name} }}}} | …`), or give the secret the form it needs at its source"
+                    )),
+            );
+        }
+        problems
+    }
+
     /// Every interpolation of the template (but `| safe`), refused for `why`.
     pub(crate) fn refused_values(&self, why: &Unsafe) -> Vec<Diagnostic> {
         if self.is_literal() {
@@ -236,6 +281,19 @@ impl Template {
         if self.is_literal() {
             return Ok(self.source.clone());
         }
+        let watch = SecretWatch::start();
+        let rendered = self.render_values(context);
+        watch.finish(self.location.as_ref())?;
+        // A filter that fails on a secret (`| reverse`) without reading it says why.
+        if rendered.is_err()
+            && let Some(problem) = self.secret_problems().into_iter().next()
+        {
+            return Err(RenderError { message: problem.message, location: problem.location });
+        }
+        rendered
+    }
+
+    fn render_values(&self, context: &Value) -> Result<String, RenderError> {
         let template = engine()
             .template_from_named_str(self.quoting.name(), &self.source)
             .map_err(|error| self.render_error(&error))?;
@@ -442,6 +500,60 @@ impl Template {
     }
 }
 
+/// The first secret an expression reads (`secrets.NAME`, `secrets['NAME']`),
+/// outside its string literals; `secrets` alone reads them all.
+fn secret_read(expression: &str) -> Option<String> {
+    let bytes = expression.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match bytes[pos] {
+            quote @ (b'"' | b'\'') => {
+                pos += 1;
+                while pos < bytes.len() && bytes[pos] != quote {
+                    pos += if bytes[pos] == b'\\' { 2 } else { 1 };
+                }
+                pos += 1;
+            }
+            b if is_ident(b) => {
+                let start = pos;
+                while pos < bytes.len() && is_ident(bytes[pos]) {
+                    pos += 1;
+                }
+                let after_dot = start > 0 && expression[..start].trim_end().ends_with('.');
+                if &expression[start..pos] == "secrets" && !after_dot {
+                    let rest = expression[pos..].trim_start();
+                    let name = rest
+                        .strip_prefix('.')
+                        .map(|r| r.trim_start().split(|c: char| !(c.is_alphanumeric() || c == '_')).next())
+                        .or_else(|| {
+                            rest.strip_prefix('[')
+                                .map(|r| r.trim_start().trim_start_matches(['\'', '"']).split(['\'', '"']).next())
+                        })
+                        .flatten()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("…");
+                    return Some(name.to_owned());
+                }
+            }
+            _ => pos += 1,
+        }
+    }
+    None
+}
+
+/// `secrets.NAME` (or `secrets['NAME']`) alone, or with `| safe` or `| quote`.
+fn written_as_is(expression: &str) -> bool {
+    static PLAIN: OnceLock<regex::Regex> = OnceLock::new();
+    let plain = PLAIN.get_or_init(|| {
+        regex::Regex::new(
+            r#"^secrets\s*(?:\.\s*[A-Za-z_][A-Za-z0-9_]*|\[\s*(?:'[^']*'|"[^"]*")\s*\])(?:\s*\|\s*(?:safe|quote))?$"#,
+        )
+        .expect("a valid pattern")
+    });
+    plain.is_match(expression)
+}
+
 /// Does this expression (the text inside `{{ }}`) end with the filter `name`
 /// (`| safe`: spliced raw; `| quote`: quoted for a shell that reads it again)?
 fn ends_with_filter(expression: &str, name: &str) -> bool {
@@ -594,14 +706,17 @@ impl Guard {
 
     /// Evaluates the guard; an error is never taken as `false`.
     pub(crate) fn eval(&self, context: &Value) -> Result<bool, RenderError> {
-        engine()
+        let watch = SecretWatch::start();
+        let decided = engine()
             .compile_expression(&self.source)
             .and_then(|expression| expression.eval(context))
             .map(|value| value.is_true())
             .map_err(|error| RenderError {
                 message: format!("guard `{}` cannot be evaluated: {}", self.source, describe_error(&error)),
                 location: self.location.clone(),
-            })
+            });
+        watch.finish(self.location.as_ref())?;
+        decided
     }
 }
 
@@ -640,8 +755,59 @@ impl Object for SecretHandle {
         minijinja::value::ObjectRepr::Plain
     }
 
+    /// Written as it is, a secret never comes here (see `text_of`): this is
+    /// a filter or an operation on it, which sees the mask and is refused.
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text())
+        SecretWatch::used(&self.name);
+        f.write_str(&SecretHandle::mask(&self.name))
+    }
+
+    /// Deciding on a secret is an operation on it.
+    fn is_true(self: &Arc<Self>) -> bool {
+        SecretWatch::used(&self.name);
+        true
+    }
+}
+
+thread_local! {
+    /// The first secret a filter or an operation touched in the render under way.
+    static SECRET_USED: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Watches one render for operations on a secret: a secret can only be
+/// written as it is. A filter (`| upper`), a slice, `~`, a test or a
+/// comparison would see its mask (`plan`) or make a form of it the masker
+/// does not know (`run`): either way the render is refused.
+struct SecretWatch {
+    previous: Option<String>,
+}
+
+impl SecretWatch {
+    fn start() -> SecretWatch {
+        SecretWatch { previous: SECRET_USED.with(std::cell::Cell::take) }
+    }
+
+    fn used(name: &str) {
+        SECRET_USED.with(|cell| {
+            let first = cell.take();
+            cell.set(first.or_else(|| Some(name.to_owned())));
+        });
+    }
+
+    /// Refuses the render when an operation touched a secret.
+    fn finish(self, location: Option<&Location>) -> Result<(), RenderError> {
+        match SECRET_USED.with(|cell| cell.replace(self.previous)) {
+            None => Ok(()),
+            Some(name) => Err(RenderError {
+                message: format!(
+                    "a filter or an operation reads `secrets.{name}`, and a secret can only be written as it is \
+                     (`{{{{ secrets.{name} }}}}`): it would work on the mask `{}`, or make a form of the value that \
+                     output masking does not know",
+                    SecretHandle::mask(&name)
+                ),
+                location: location.cloned(),
+            }),
+        }
     }
 }
 
@@ -691,6 +857,15 @@ fn json_text(value: &serde_json::Value) -> String {
 /// their type; objects that render as text (versions, secret handles,
 /// placeholders) become that text.
 pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    // A secret written as it is (a whole edit value); inside a list or a map
+    // it would be an operation on it.
+    if let Some(secret) = value.downcast_object_ref::<SecretHandle>() {
+        return Ok(serde_json::Value::String(secret.text()));
+    }
+    to_json_nested(value)
+}
+
+fn to_json_nested(value: &Value) -> Result<serde_json::Value, String> {
     if is_plain_object(value) {
         return Ok(serde_json::Value::String(value.to_string()));
     }
@@ -710,13 +885,13 @@ pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
             serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned())
         }
         ValueKind::Seq | ValueKind::Iterable => serde_json::Value::Array(
-            value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json(&item)).collect::<Result<_, _>>()?,
+            value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json_nested(&item)).collect::<Result<_, _>>()?,
         ),
         ValueKind::Map => {
             let mut map = serde_json::Map::new();
             for key in value.try_iter().map_err(|e| e.to_string())? {
                 let item = value.get_item(&key).map_err(|e| e.to_string())?;
-                map.insert(display(&key), to_json(&item)?);
+                map.insert(display(&key), to_json_nested(&item)?);
             }
             serde_json::Value::Object(map)
         }
@@ -818,6 +993,8 @@ impl Recorder {
 /// minijinja would read as a comment.
 struct Scan {
     parts: Vec<Part>,
+    /// Each `{% … %}` tag: the whole tag and its inside.
+    statements: Vec<(Range<usize>, Range<usize>)>,
     dollar_hash: Vec<Range<usize>>,
 }
 
@@ -833,6 +1010,7 @@ enum Part {
 fn scan(source: &str) -> Scan {
     let bytes = source.as_bytes();
     let mut parts = Vec::new();
+    let mut statements = Vec::new();
     let mut dollar_hash = Vec::new();
     let mut text_start = 0;
     let mut trim_start = false;
@@ -869,7 +1047,7 @@ fn scan(source: &str) -> Scan {
         };
         let Some(close) = find_closer(source, inner_start, closer, kind != b'#') else {
             // Unterminated: minijinja reports it; nothing more to see.
-            return Scan { parts, dollar_hash };
+            return Scan { parts, statements, dollar_hash };
         };
         let trim_after = close > inner_start && bytes[close - 1] == b'-';
         let inner_end = if close > inner_start && matches!(bytes[close - 1], b'-' | b'+') { close - 1 } else { close };
@@ -877,7 +1055,10 @@ fn scan(source: &str) -> Scan {
         trim_start = trim_after;
         match kind {
             b'{' => parts.push(Part::Expression { range: pos..after, inner: inner_start..inner_end }),
-            b'%' if source[inner_start..inner_end].trim() == "raw" => {
+            b'%' if source[inner_start..inner_end].trim() != "raw" => {
+                statements.push((pos..after, inner_start..inner_end));
+            }
+            b'%' => {
                 let end_raw = find_endraw(source, after);
                 let (content_end, next) = end_raw.unwrap_or((source.len(), source.len()));
                 let trim_end = content_end > after && source[content_end..].starts_with("{%-");
@@ -893,7 +1074,7 @@ fn scan(source: &str) -> Scan {
         text_start = after;
     }
     push_text(&mut parts, text_start..source.len(), trim_start, false);
-    Scan { parts, dollar_hash }
+    Scan { parts, statements, dollar_hash }
 }
 
 /// Where the closer of a tag starting at `from` is; strings are skipped in
@@ -1226,6 +1407,52 @@ mod tests {
         let secret = Value::from_object(SecretHandle { name: "key".into(), value: None });
         let context = minijinja::context! { secrets => minijinja::context! { key => secret } };
         assert_eq!(render("token {{ secrets.key }}", SH, context), "token '<secret:key>'");
+    }
+
+    #[test]
+    fn a_secret_can_only_be_written_as_it_is() {
+        let handle = |value: Option<&str>| {
+            Value::from_object(SecretHandle { name: "key".into(), value: value.map(str::to_owned) })
+        };
+        for value in [None, Some("s3cr3t")] {
+            let context = minijinja::context! { secrets => minijinja::context! { key => handle(value) } };
+            let shown = value.unwrap_or("<secret:key>");
+            assert_eq!(render("k={{ secrets.key }}", Quoting::Plain, context.clone()), format!("k={shown}"));
+            assert_eq!(render("k={{ secrets['key'] | safe }}", Quoting::Plain, context.clone()), format!("k={shown}"));
+            // Whatever works on it sees the mask, or would make a form masking
+            // does not know: refused, in `plan` and in `run` alike.
+            for source in [
+                "{{ secrets.key | upper }}",
+                "{{ secrets.key ~ 'x' }}",
+                "{{ (secrets.key | string)[:2] }}",
+                "{% if secrets.key %}x{% endif %}",
+                "{% set k = secrets.key %}{{ k | reverse }}",
+                "{{ [secrets.key] }}",
+            ] {
+                let error = Template::new(source, Quoting::Plain, None).render(&context).unwrap_err();
+                assert!(error.message.contains("a secret can only be written as it is"), "{source}: {}", error.message);
+                assert!(!error.message.contains("s3cr3t"), "{}", error.message);
+            }
+            let guard = Guard::new("(secrets.key | string)[:4] == 'ENT-'", None);
+            assert!(guard.eval(&context).is_err());
+            let evaluated = Template::new("{{ secrets.key | lower }}", Quoting::Plain, None).evaluate(&context);
+            assert!(evaluated.is_err());
+        }
+        // `validate` names each place, and lets the plain writes be.
+        let template = Template::new(
+            "{{ secrets.key }} {{ secrets['key'] | quote }} {{ 'secrets' }} {{ x.secrets }} {{ secrets.key|upper }} \
+             {% for s in secrets %}{% endfor %}",
+            SH,
+            None,
+        );
+        let problems: Vec<String> = template.secret_problems().into_iter().map(|d| d.message).collect();
+        assert_eq!(
+            problems,
+            vec![
+                "`{{ secrets.key|upper }}` works on a secret, and a secret can only be written as it is",
+                "`{% for s in secrets %}` works on a secret, and a secret can only be written as it is",
+            ]
+        );
     }
 
     #[test]
