@@ -293,7 +293,50 @@ impl Template {
         rendered
     }
 
+    /// Renders; in a plan, each `{{ … }}` that reads a value only `run` will
+    /// know (an earlier step's output) is written as itself, `<steps.x.stdout
+    /// | int * 2>`, whatever it does with the value.
     fn render_values(&self, context: &Value) -> Result<String, RenderError> {
+        if self.source.contains("steps")
+            && let Some((template, context)) = self.with_later(context)
+        {
+            return template.render_now(&context);
+        }
+        self.render_now(context)
+    }
+
+    /// The template with each expression that reads a value only `run` will
+    /// know replaced by that expression's placeholder, and the context that
+    /// holds the placeholders.
+    fn with_later(&self, context: &Value) -> Option<(Template, Value)> {
+        let mut source = String::with_capacity(self.source.len());
+        let mut last = 0;
+        let mut later = Vec::new();
+        for part in scan(&self.source).parts {
+            let Part::Expression { inner, .. } = part else {
+                continue;
+            };
+            let expression = &self.source[inner.clone()];
+            let Ok(compiled) = engine().compile_expression(expression) else {
+                continue;
+            };
+            if !compiled.undeclared_variables(true).iter().any(|name| reads_later(name, context)) {
+                continue;
+            }
+            source.push_str(&self.source[last..inner.start]);
+            source.push_str(&format!(" {LATER}[{}] ", later.len()));
+            later.push(Value::from_object(Later(expression.trim().to_owned())));
+            last = inner.end;
+        }
+        if later.is_empty() {
+            return None;
+        }
+        source.push_str(&self.source[last..]);
+        let context = minijinja::context! { __upshift_later => Value::from(later), ..context.clone() };
+        Some((Template { source, quoting: self.quoting, location: self.location.clone() }, context))
+    }
+
+    fn render_now(&self, context: &Value) -> Result<String, RenderError> {
         let template = engine()
             .template_from_named_str(self.quoting.name(), &self.source)
             .map_err(|error| self.render_error(&error))?;
@@ -727,6 +770,64 @@ fn describe_error(error: &minijinja::Error) -> String {
         Some(detail) => format!("{kind}: {detail}"),
         None => kind,
     }
+}
+
+/// The name the placeholders of a plan's run-time values have in a rewritten template.
+const LATER: &str = "__upshift_later";
+
+/// A value only `run` will know (an earlier step's output, in `plan`): it
+/// writes as `<steps.ID.stdout>`, and so does any attribute of it.
+#[derive(Debug)]
+pub(crate) struct Later(pub(crate) String);
+
+impl Object for Later {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Later(format!("{}.{}", self.0, key))))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}
+
+/// Does `name` (dotted, as minijinja lists the variables an expression
+/// reads) read a value only `run` will know? `steps` alone (read with a
+/// subscript, `steps['id']`) does when any step's is.
+fn reads_later(name: &str, context: &Value) -> bool {
+    let is_later = |value: &Value| value.downcast_object_ref::<Later>().is_some();
+    let mut parts = name.split('.');
+    let Some(Ok(mut value)) = parts.next().map(|first| context.get_attr(first)) else {
+        return false;
+    };
+    let rest: Vec<&str> = parts.collect();
+    if rest.is_empty() && name == "steps" {
+        return value
+            .try_iter()
+            .is_ok_and(|mut keys| keys.any(|key| value.get_item(&key).is_ok_and(|step| is_later(&step))));
+    }
+    let mut at = 0;
+    while at < rest.len() {
+        if is_later(&value) {
+            return true;
+        }
+        // Included steps' ids hold dots: the longest known key first.
+        let found = (at + 1..=rest.len()).rev().find_map(|end| {
+            let key = rest[at..end].join(".");
+            value.get_attr(&key).ok().filter(|v| !v.is_undefined()).map(|v| (v, end))
+        });
+        match found {
+            Some((next, end)) => {
+                value = next;
+                at = end;
+            }
+            None => return false,
+        }
+    }
+    is_later(&value)
 }
 
 /// A secret in the template context. Without a value it renders as
@@ -1453,6 +1554,25 @@ mod tests {
                 "`{% for s in secrets %}` works on a secret, and a secret can only be written as it is",
             ]
         );
+    }
+
+    #[test]
+    fn a_plan_writes_what_reads_a_run_time_value_as_itself() {
+        let steps = minijinja::context! {
+            count => Value::from_object(Later("steps.count".into())),
+            done => minijinja::context! { stdout => "7" },
+        };
+        let context = minijinja::context! { steps => steps, n => 3 };
+        assert_eq!(
+            render("w={{ steps.count.stdout | int * 2 }} {{ steps.done.stdout | int * n }}", SH, context.clone()),
+            "w='<steps.count.stdout | int * 2>' 21"
+        );
+        assert_eq!(
+            render("{{- steps['count'].stdout -}} x", Quoting::Plain, context.clone()),
+            "<steps['count'].stdout>x"
+        );
+        let value = Template::new("{{ steps.count.exit_code + 1 }}", Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(value, serde_json::json!("<steps.count.exit_code + 1>"));
     }
 
     #[test]

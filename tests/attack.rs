@@ -1052,7 +1052,6 @@ fn a_run_under_a_fake_clock_says_so() {
 }
 
 #[test]
-#[ignore = "finding 45: a command that filters an earlier step's output (`{{ steps.count.stdout | int * 2 }}`) can never run: `validate` says valid, `plan` and `run` stop with `cannot convert plain object to integer`"]
 fn a_filter_on_a_run_time_output_is_decided_at_run_time() {
     let sandbox = Sandbox::new();
     let playbook = sandbox.write(
