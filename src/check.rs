@@ -1635,19 +1635,21 @@ impl Checker {
                     );
                     continue;
                 }
-                entries.push((pointer.get_ref().clone(), to_json(value.get_ref())));
+                let pointer = Template::new(pointer.get_ref(), Quoting::Pointer, Some(loc(source, pointer)));
+                entries.push((pointer, to_json(value.get_ref())));
             }
             EditKind::Json(entries)
         } else if let Some(toml) = &e.toml {
             let mut entries = Vec::new();
             for (key, value) in toml {
-                let path: Vec<String> = key.get_ref().split('.').map(str::to_owned).collect();
-                if path.iter().any(String::is_empty) {
+                let path = key_segments(key.get_ref());
+                if path.iter().any(|segment| segment.is_empty()) {
                     self.push(
                         Diagnostic::error(format!("`{}` is not a dotted key", key.get_ref())).at(loc(source, key)),
                     );
                     continue;
                 }
+                let path = path.into_iter().map(|k| Template::new(k, Quoting::Plain, Some(loc(source, key)))).collect();
                 entries.push((path, to_json(value.get_ref())));
             }
             EditKind::Toml(entries)
@@ -1675,6 +1677,14 @@ impl Checker {
                 },
             };
             let replace = Template::new(l.replace.get_ref(), Quoting::Replacement, Some(loc(source, &l.replace)));
+            if replace.text_has(['\n', '\r']) {
+                self.push(
+                    Diagnostic::error("`replace` has a line break, and a line edit writes one line")
+                        .at(loc(source, &l.replace))
+                        .help("edit each line with its own `regex`, or write the file with `template`"),
+                );
+                return None;
+            }
             if missing == Missing::Append
                 && let Some(group) = group_reference(l.replace.get_ref())
             {
@@ -1902,12 +1912,16 @@ impl Checker {
                 self.template(&edit.path, names);
                 match &edit.kind {
                     EditKind::Json(entries) => {
-                        for (_, value) in entries {
+                        for (pointer, value) in entries {
+                            self.template(pointer, names);
                             self.value_names(value, edit.path.location.clone(), names);
                         }
                     }
                     EditKind::Toml(entries) => {
-                        for (_, value) in entries {
+                        for (path, value) in entries {
+                            for key in path {
+                                self.template(key, names);
+                            }
                             self.value_names(value, edit.path.location.clone(), names);
                         }
                     }
@@ -2221,4 +2235,40 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// The keys of a dotted key path, split at the dots outside `{{ … }}` and
+/// `{% … %}` (a value with a dot stays one key).
+fn key_segments(key: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    let mut closer: Option<&str> = None;
+    let mut at = 0;
+    while at < key.len() {
+        let rest = &key[at..];
+        match closer {
+            Some(close) if rest.starts_with(close) => {
+                closer = None;
+                at += 2;
+            }
+            Some(_) => at += rest.chars().next().map_or(1, char::len_utf8),
+            None if rest.starts_with("{{") => {
+                closer = Some("}}");
+                at += 2;
+            }
+            None if rest.starts_with("{%") => {
+                closer = Some("%}");
+                at += 2;
+            }
+            None => {
+                if rest.starts_with('.') {
+                    segments.push(&key[start..at]);
+                    start = at + 1;
+                }
+                at += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+    }
+    segments.push(&key[start..]);
+    segments
 }

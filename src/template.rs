@@ -34,6 +34,9 @@ pub(crate) enum Quoting {
     Regex,
     /// A regex replacement (`edit.line.replace`): a `$` in a value stays a `$`.
     Replacement,
+    /// A JSON pointer (an `edit.json` key): a `/` or `~` in a value is part
+    /// of one key (`~1`, `~0`).
+    Pointer,
 }
 
 impl Quoting {
@@ -48,6 +51,7 @@ impl Quoting {
             Quoting::Plain => "text",
             Quoting::Regex => REGEX_TEMPLATE,
             Quoting::Replacement => REPLACEMENT_TEMPLATE,
+            Quoting::Pointer => POINTER_TEMPLATE,
         }
     }
 }
@@ -57,6 +61,7 @@ const SHELL_TEMPLATE: &str = "command.sh";
 /// Regexes and replacements: the formatter escapes values in them.
 const REGEX_TEMPLATE: &str = "pattern.re";
 const REPLACEMENT_TEMPLATE: &str = "line.replace";
+const POINTER_TEMPLATE: &str = "key.pointer";
 
 /// A template string from a playbook, checked to compile.
 #[derive(Debug, Clone)]
@@ -237,6 +242,14 @@ impl Template {
         problems
     }
 
+    /// Does the template's own text (outside `{{ … }}`) hold any of `chars`?
+    pub(crate) fn text_has(&self, chars: [char; 2]) -> bool {
+        scan(&self.source).parts.iter().any(|part| match part {
+            Part::Text(range) => self.source[range.clone()].contains(chars),
+            Part::Expression { .. } => false,
+        })
+    }
+
     /// Every interpolation of the template (but `| safe`), refused for `why`.
     pub(crate) fn refused_values(&self, why: &Unsafe) -> Vec<Diagnostic> {
         if self.is_literal() {
@@ -341,8 +354,25 @@ impl Template {
             .template_from_named_str(self.quoting.name(), &self.source)
             .map_err(|error| self.render_error(&error))?;
         match self.quoting {
-            Quoting::Plain | Quoting::Regex | Quoting::Replacement => {
+            Quoting::Plain | Quoting::Regex | Quoting::Pointer => {
                 template.render(context).map_err(|error| self.render_error(&error))
+            }
+            Quoting::Replacement => {
+                // A line edit writes one line: a value with a newline would
+                // write lines of its own, and the edit would match again.
+                let (output, spans) = template.render_with_spans(context).map_err(|error| self.render_error(&error))?;
+                let newline = spans.iter().find(|span| {
+                    span.kind() == OutputSpanKind::Expression
+                        && output.get(span.output_range()).is_some_and(|text| text.contains(['\n', '\r']))
+                });
+                if let Some(span) = newline {
+                    let (shown, location) = self.expression(&spans, span.output_range().start);
+                    return Err(RenderError {
+                        message: format!("the value of {shown} has a line break, and a line edit writes one line"),
+                        location,
+                    });
+                }
+                Ok(output)
             }
             Quoting::Shell(dialect) => {
                 let previous = RECORDING.with(|cell| cell.replace(Some(Recorder::new())));
@@ -1257,6 +1287,9 @@ fn engine() -> &'static Environment<'static> {
                 match state.name() {
                     REGEX_TEMPLATE if !value.is_safe() => out.write_str(&regex::escape(&text))?,
                     REPLACEMENT_TEMPLATE if !value.is_safe() => out.write_str(&text.replace('$', "$$"))?,
+                    POINTER_TEMPLATE if !value.is_safe() => {
+                        out.write_str(&text.replace('~', "~0").replace('/', "~1"))?
+                    }
                     _ => out.write_str(&text)?,
                 }
                 return Ok(());

@@ -256,9 +256,21 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     sandbox.write("corpus.j2", &(0..n).map(|i| format!("{{{{ p{i} }}}}")).collect::<Vec<_>>().join(separator));
     playbook
         .push_str("\n[[step]]\nid = \"template\"\ntemplate = { src = \"corpus.j2\", dest = \"{{ out }}/template\" }\n");
-    let edits: Vec<String> = (0..n).map(|i| format!("\"/p{i}\" = {}", toml(&format!("{{{{ p{i} }}}}")))).collect();
+    // Values in keys are data too: a `/` or `~` stays in one JSON key, a `.` in one TOML key.
+    let edits: Vec<String> = (0..n)
+        .map(|i| {
+            let value = toml(&format!("{{{{ p{i} }}}}"));
+            format!("\"/p{i}\" = {value}, \"/k{i}-{{{{ p{i} }}}}\" = {value}")
+        })
+        .collect();
     playbook.push_str(&format!(
         "\n[[step]]\nid = \"edit\"\nedit = {{ path = \"{{{{ out }}}}/data.json\", json = {{ {} }} }}\n",
+        edits.join(", ")
+    ));
+    std::fs::write(out.join("data.toml"), "[keys]\n").unwrap();
+    let edits: Vec<String> = (0..n).map(|i| format!("\"keys.k{i}-{{{{ p{i} }}}}\" = \"{i}\"")).collect();
+    playbook.push_str(&format!(
+        "\n[[step]]\nid = \"edit-toml\"\nedit = {{ path = \"{{{{ out }}}}/data.toml\", toml = {{ {} }} }}\n",
         edits.join(", ")
     ));
     for i in &names {
@@ -299,6 +311,11 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     let data: serde_json::Value = serde_json::from_slice(&read("data.json".into())).unwrap();
     for (i, payload) in payloads.iter().enumerate() {
         assert_eq!(data[format!("p{i}")], serde_json::Value::String(payload.clone()), "edit: {payload:?}");
+        assert_eq!(data[format!("k{i}-{payload}")], serde_json::Value::String(payload.clone()), "key: {payload:?}");
+    }
+    let keys: toml::Table = String::from_utf8(read("data.toml".into())).unwrap().parse().unwrap();
+    for (i, payload) in payloads.iter().enumerate() {
+        assert_eq!(keys["keys"][&format!("k{i}-{payload}")].as_str(), Some(i.to_string().as_str()), "{payload:?}");
     }
     for i in &names {
         assert_eq!(read(format!("cwd-{i}")), payloads[*i].as_bytes(), "cwd: {:?}", payloads[*i]);
