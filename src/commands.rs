@@ -74,7 +74,7 @@ fn make_plan(ui: &Ui, path: &Path, inputs: &Inputs, options: &PlanOptions) -> Re
     let targets = crate::transport::Targets::connect(playbook.inventory.as_ref()).map_err(|problems| {
         ui.error(&format!("{} host{} cannot be used", problems.len(), if problems.len() == 1 { "" } else { "s" }));
         for problem in &problems {
-            ui.stderr(&format!("  - {problem}\n"));
+            ui.stderr(&format!("  - {}\n", crate::ui::printable(&problem.to_string(), &[])));
         }
         ui.help("nothing was changed");
         Exit::NotReady
@@ -115,11 +115,11 @@ pub(crate) fn plan(ui: &Ui, path: &Path, inputs: &Inputs, selection: &cli::Selec
         Ok(plan) => plan,
         Err(exit) => return exit,
     };
-    ui.stdout(&match ui.format {
-        Format::Text => report::text(&plan, report::Style::new(ui.color_out)),
-        Format::Json => report::json(&plan),
-        Format::Markdown => report::markdown(&plan),
-    });
+    match ui.format {
+        Format::Text => ui.stdout_text(&report::text(&plan, report::Style::new(ui.color_out))),
+        Format::Json => ui.stdout(&report::json(&plan)),
+        Format::Markdown => ui.stdout_text(&report::markdown(&plan)),
+    }
     if plan.ready {
         Exit::Success
     } else {
@@ -187,7 +187,7 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 .context_radius(3)
                 .header(&format!("plan ({old_name})"), &format!("plan ({new_name})"))
                 .to_string();
-            ui.stdout(&diff);
+            ui.stdout_text(&diff);
         }
     }
     Exit::Success
@@ -269,7 +269,7 @@ fn reporter(ui: &Ui, global: &cli::Global) -> Box<dyn events::Reporter> {
 fn failed(ui: &Ui, failure: engine::Failure) -> Exit {
     ui.error(&failure.message);
     for detail in &failure.details {
-        ui.stderr(&format!("  - {detail}\n"));
+        ui.stderr(&format!("  - {}\n", crate::ui::printable(detail, &[])));
     }
     if let Some(help) = &failure.help {
         ui.help(help);
@@ -386,8 +386,12 @@ pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> E
     };
     let filter = named.as_ref().map(|p| (p.name.as_str(), p.environment.as_deref()));
     match status::render(&global.state_dir, filter, ui.format == Format::Json) {
-        Ok(text) => {
+        Ok(text) if ui.format == Format::Json => {
             ui.stdout(&text);
+            Exit::Success
+        }
+        Ok(text) => {
+            ui.stdout_text(&text);
             Exit::Success
         }
         Err(failure) => failed(ui, failure),

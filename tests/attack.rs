@@ -661,7 +661,6 @@ fn environment_names_are_names_not_paths() {
 }
 
 #[test]
-#[ignore = "finding 25: control characters of values and command output reach the terminal raw: a plan can show `rm -rf /` for an `echo`, a failure can be printed over"]
 fn control_characters_are_shown_escaped() {
     let sandbox = Sandbox::new();
     let playbook = sandbox.write(
