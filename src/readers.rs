@@ -479,13 +479,13 @@ impl Reader {
                     *self = Reader::Nothing;
                     return Role::Script { by, dialect: Dialect::Posix, skip: Skip::At(0) };
                 }
-                if let Some(text) = known
-                    && text.len() > 1
-                    && text.starts_with('-')
-                    && !text.starts_with("--")
-                    && text[1..].contains('c')
-                {
-                    *script_next = true;
+                match known {
+                    Some(text) if text.len() > 1 && text.starts_with('-') => {
+                        *script_next = !text.starts_with("--") && text[1..].contains('c');
+                    }
+                    _ if word.is_option() => {}
+                    // A shell's options come before its operands: after one, no `-c`.
+                    _ => *self = Reader::Nothing,
                 }
                 Role::Plain
             }

@@ -2375,6 +2375,7 @@ mod tests {
             reparsed("$SHELL -c \"ls @\"; \"$php\" -r @; @ -ec @"),
             vec![by("$SHELL -c"), None, None, by("@ -c")]
         );
+        assert_eq!(reparsed("$GIT commit -c @"), vec![None]);
         // Not a shell's input: a script file's.
         assert_eq!(reparsed("bash script.sh <<EOF\n@\nEOF\nbash -s x <<EOF\n@\nEOF"), vec![None, by("bash")]);
     }
