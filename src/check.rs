@@ -2002,10 +2002,15 @@ impl Checker {
                 self.names_used(&used, &template, names);
                 // `plan` decides guards without secret values, and `run` must
                 // decide as `plan` said: a guard never reads a secret.
-                if let Some(secret) = used.iter().find(|name| *name == "secrets" || name.starts_with("secrets.")) {
+                let secret = used
+                    .iter()
+                    .find(|name| *name == "secrets" || name.starts_with("secrets."))
+                    .cloned()
+                    .or_else(|| crate::template::secret_read(&guard.source).map(|name| format!("secrets.{name}")));
+                if let Some(secret) = secret {
                     self.push(
                         Diagnostic::error(format!("guard `{}` reads `{secret}`", guard.source))
-                            .at_opt(locate_name(&template, secret))
+                            .at_opt(locate_name(&template, &secret))
                             .label("guards are decided without secret values")
                             .help("decide on a var or an earlier step's output, or test the secret inside the command"),
                     );

@@ -194,8 +194,8 @@ impl Unsafe {
             Unsafe::AfterAnsiCInSh => "after a `$'…\\'…'`, which dash and bash end at different places".to_owned(),
             Unsafe::Uncertain(why) => match why {
                 Uncertain::HeredocInSubstitution => {
-                    "after a here-document opened in `$(…)` that closes on the same line (dash and bash read its \
-                     body differently)"
+                    "after a here-document opened in `$(…)` or `<(…)` that closes on the same line (dash and bash \
+                     read its body differently)"
                         .to_owned()
                 }
                 Uncertain::DelimiterQuoting => {
@@ -1095,16 +1095,17 @@ impl Lexer<'_> {
             return;
         }
         w.in_word = false;
-        let lead = String::from_utf8_lossy(&std::mem::take(&mut w.lead)).into_owned();
+        let lead = String::from_utf8(std::mem::take(&mut w.lead))
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         let plain = std::mem::replace(&mut w.plain, true);
         w.braced = false;
         let redirect = std::mem::take(&mut w.redirect);
         let herestring = std::mem::take(&mut w.herestring);
         let range = w.word_start..end.max(w.word_start);
         let dequoted = (!plain).then(|| self.dequote(range.clone(), Mode::Word));
-        let known = match &dequoted {
-            None => Some(lead.clone()),
-            Some(d) if d.known => Some(String::from_utf8_lossy(&d.text).into_owned()),
+        let known: Option<std::borrow::Cow<'_, str>> = match &dequoted {
+            None => Some(std::borrow::Cow::Borrowed(lead.as_str())),
+            Some(d) if d.known => Some(String::from_utf8_lossy(&d.text)),
             Some(_) => None,
         };
         let word = if plain { Some(lead.as_str()) } else { None };
@@ -1120,7 +1121,7 @@ impl Lexer<'_> {
         if redirect {
             return;
         }
-        let raw = String::from_utf8_lossy(&self.text[range.clone()]).into_owned();
+        let raw = String::from_utf8_lossy(&self.text[range.clone()]);
         if !w.start {
             let view = WordView { text: known.as_deref(), lead: &lead, raw: &raw };
             let role = w.reader.word(view, self.dialect);
@@ -1206,6 +1207,9 @@ impl Lexer<'_> {
 
     /// Gives the holes of a word what its role implies.
     fn apply(&mut self, role: Role, range: &Range<usize>, dequoted: Option<&Dequoted>, lead: &str, w: &mut Words) {
+        if role == Role::Plain {
+            return;
+        }
         let holes: Vec<(usize, usize, bool)> = dequoted
             .map(|d| d.holes.iter().map(|(hole, at, exact)| (*hole, at.start, *exact)).collect())
             .unwrap_or_default();

@@ -515,7 +515,12 @@ impl Template {
                         .unwrap_or(&inside[0]);
                     let (shown, location) = self.expression(spans, ranges[*culprit].start);
                     return Err(RenderError {
-                        message: if heredoc.ends_at(&line) {
+                        message: if heredoc.ends_at(&line) && heredoc.delimiter.is_empty() {
+                            format!(
+                                "the value of {shown} makes an empty line in the here-document, which ends it early \
+                                 (its delimiter is empty)"
+                            )
+                        } else if heredoc.ends_at(&line) {
                             format!(
                                 "the value of {shown} makes a line `{}` in the here-document, which would end it \
                                  early",
@@ -574,8 +579,9 @@ impl Template {
 }
 
 /// The first secret an expression reads (`secrets.NAME`, `secrets['NAME']`),
-/// outside its string literals; `secrets` alone reads them all.
-fn secret_read(expression: &str) -> Option<String> {
+/// outside its string literals; `secrets` alone reads them all. (Read from
+/// the text: minijinja lists no variables for an expression with a slice.)
+pub(crate) fn secret_read(expression: &str) -> Option<String> {
     let bytes = expression.as_bytes();
     let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut pos = 0;

@@ -1086,6 +1086,10 @@ fn a_guard_never_decides_on_a_secret_mask() {
     let run = sandbox.run(&["run", &playbook.to_string_lossy()]);
     // Either refused (a guard may not read a secret) or decided on the value.
     assert!(run.code == 2 || log(&sandbox) == ["enterprise"], "decided on the mask:\n{}", run.stderr);
+    // Refused, by `validate` already, at the guard.
+    let validate = sandbox.run(&["validate", &playbook.to_string_lossy()]);
+    validate.code(2);
+    assert!(validate.stderr.contains("reads `secrets.license`"), "{}", validate.stderr);
 }
 
 #[test]
