@@ -1467,24 +1467,21 @@ impl Lexer<'_> {
                     next = (eol + 1).min(self.end);
                     break;
                 }
-                // A `)` before any value is enough (a value's own lines are
-                // checked when it is known).
-                {
-                    let text = before;
-                    if heredoc.cuts_at(&text) {
-                        if self.dialect == Dialect::Bash && !continued {
-                            // bash ends the document here and reads on after the delimiter.
-                            body_end = line;
-                            let tabs =
-                                if here.strip_tabs { text.len() - text.trim_start_matches('\t').len() } else { 0 };
-                            next = line + tabs + here.delimiter.len();
-                            // It reads the rest of the line again, and changes
-                            // bytes of it (`\x01`, `\x7f` come out doubled).
-                            self.tainted = Some((eol, Unsafe::Uncertain(Uncertain::RestOfCut)));
-                            break;
-                        }
-                        self.diverge(Uncertain::DelimiterCut);
+                // A `)` before the line's first value is enough (a value's own
+                // lines are checked when the value is known).
+                if heredoc.cuts_at(&before) {
+                    if self.dialect == Dialect::Bash && !continued {
+                        // bash ends the document here and reads on after the delimiter.
+                        body_end = line;
+                        let tabs =
+                            if here.strip_tabs { before.len() - before.trim_start_matches('\t').len() } else { 0 };
+                        next = line + tabs + here.delimiter.len();
+                        // It reads the rest of the line again, and changes
+                        // bytes of it (`\x01`, `\x7f` come out doubled).
+                        self.tainted = Some((eol, Unsafe::Uncertain(Uncertain::RestOfCut)));
+                        break;
                     }
+                    self.diverge(Uncertain::DelimiterCut);
                 }
                 line = eol + 1;
             }
