@@ -1209,6 +1209,14 @@ impl Checker {
                 self.diagnostics.extend(template.refused_values(&why));
             }
         }
+        // `-o ProxyCommand=…`: ssh runs it through a shell of its own.
+        for (at, option) in &found.ssh_commands {
+            let why = match option {
+                Some(option) => crate::shell::Unsafe::SshCommand(option.clone()),
+                None => crate::shell::Unsafe::SshOption,
+            };
+            self.diagnostics.extend(templates[*at].refused_values(&why));
+        }
         Some(Command::Exec(templates))
     }
 

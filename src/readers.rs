@@ -844,6 +844,10 @@ pub(crate) fn is_name(name: &str) -> bool {
 pub(crate) struct ArgvScripts {
     pub(crate) scripts: Vec<(usize, Dialect)>,
     pub(crate) lost: Option<(usize, String)>,
+    /// ssh options whose value ssh runs through a shell (`ProxyCommand=…`),
+    /// or whose name a value would write: the element, and the option's name
+    /// (`None` when a value writes it).
+    pub(crate) ssh_commands: Vec<(usize, Option<String>)>,
 }
 
 pub(crate) fn scripts_in_argv(argv: &[&str]) -> ArgvScripts {
@@ -863,6 +867,16 @@ pub(crate) fn scripts_in_argv(argv: &[&str]) -> ArgvScripts {
         let view = WordView { text: known(arg), lead, raw: arg };
         match reader.word(view, Dialect::Posix) {
             Role::Script { dialect, .. } => found.scripts.push((i, dialect)),
+            Role::SshOption { skip } if arg.contains('{') => {
+                let before = arg[skip.min(lead.len())..lead.len()].trim_start();
+                match before.find(['=', ' ', '\t']) {
+                    None => found.ssh_commands.push((i, None)),
+                    Some(end) if ssh_runs(&before[..end]) => {
+                        found.ssh_commands.push((i, Some(before[..end].to_owned())))
+                    }
+                    Some(_) => {}
+                }
+            }
             Role::Lost(reason) if found.lost.is_none() => found.lost = Some((i, reason)),
             _ => {}
         }

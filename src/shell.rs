@@ -2255,6 +2255,8 @@ mod tests {
         assert!(scripts(&["python3", "-c", "x"]).is_empty());
         // A program upshift cannot know: a script next to `-c` is one for a POSIX shell.
         assert_eq!(scripts(&["{{ shell }}", "-c", "x"]), vec![(2, Dialect::Posix)]);
+        let ssh = scripts_in_argv(&["ssh", "-o", "ProxyCommand=nc {{ h }} 22", "-oUser={{ u }}", "-o", "{{ o }}", "h"]);
+        assert_eq!(ssh.ssh_commands, vec![(2, Some("ProxyCommand".to_owned())), (5, None)]);
         assert_eq!(Dialect::of("/usr/bin/fish"), Dialect::Other);
         assert_eq!(Dialect::of("mksh"), Dialect::Ksh);
     }
