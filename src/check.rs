@@ -1251,19 +1251,35 @@ impl Checker {
         }
         // `sh -c SCRIPT`, `ssh HOST COMMAND…`: a script, quoted like a `run` string.
         let argv: Vec<&str> = exec.iter().map(|arg| arg.get_ref().as_str()).collect();
-        let scripts = crate::shell::scripts_in_argv(&argv);
-        Some(Command::Exec(
-            exec.iter()
-                .enumerate()
-                .map(|(i, arg)| {
-                    let quoting = match scripts.iter().find(|(at, _)| *at == i) {
-                        Some((_, dialect)) => Quoting::Shell(*dialect),
-                        None => Quoting::Plain,
-                    };
-                    Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
-                })
-                .collect(),
-        ))
+        let found = crate::shell::scripts_in_argv(&argv);
+        let templates: Vec<Template> = exec
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| {
+                let quoting = match found.scripts.iter().find(|(at, _)| *at == i) {
+                    Some((_, dialect)) => Quoting::Shell(*dialect),
+                    None => Quoting::Plain,
+                };
+                Template::new(arg.get_ref(), quoting, Some(loc(source, arg)))
+            })
+            .collect();
+        // After a wrapper's option upshift does not know, it cannot tell
+        // whether a value reaches a shell: refuse values there.
+        if let Some((from, after)) = &found.lost {
+            let why = crate::shell::Unsafe::Lost(after.clone());
+            for template in templates.iter().skip(*from) {
+                self.diagnostics.extend(template.refused_values(&why));
+            }
+        }
+        // `-o ProxyCommand=…`: ssh runs it through a shell of its own.
+        for (at, option) in &found.ssh_commands {
+            let why = match option {
+                Some(option) => crate::shell::Unsafe::SshCommand(option.clone()),
+                None => crate::shell::Unsafe::SshOption,
+            };
+            self.diagnostics.extend(templates[*at].refused_values(&why));
+        }
+        Some(Command::Exec(templates))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1717,19 +1733,21 @@ impl Checker {
                     );
                     continue;
                 }
-                entries.push((pointer.get_ref().clone(), to_json(value.get_ref())));
+                let pointer = Template::new(pointer.get_ref(), Quoting::Pointer, Some(loc(source, pointer)));
+                entries.push((pointer, to_json(value.get_ref())));
             }
             EditKind::Json(entries)
         } else if let Some(toml) = &e.toml {
             let mut entries = Vec::new();
             for (key, value) in toml {
-                let path: Vec<String> = key.get_ref().split('.').map(str::to_owned).collect();
-                if path.iter().any(String::is_empty) {
+                let path = key_segments(key.get_ref());
+                if path.iter().any(|segment| segment.is_empty()) {
                     self.push(
                         Diagnostic::error(format!("`{}` is not a dotted key", key.get_ref())).at(loc(source, key)),
                     );
                     continue;
                 }
+                let path = path.into_iter().map(|k| Template::new(k, Quoting::Plain, Some(loc(source, key)))).collect();
                 entries.push((path, to_json(value.get_ref())));
             }
             EditKind::Toml(entries)
@@ -1757,6 +1775,14 @@ impl Checker {
                 },
             };
             let replace = Template::new(l.replace.get_ref(), Quoting::Replacement, Some(loc(source, &l.replace)));
+            if replace.text_has(['\n', '\r']) {
+                self.push(
+                    Diagnostic::error("`replace` has a line break, and a line edit writes one line")
+                        .at(loc(source, &l.replace))
+                        .help("edit each line with its own `regex`, or write the file with `template`"),
+                );
+                return None;
+            }
             if missing == Missing::Append
                 && let Some(group) = group_reference(l.replace.get_ref())
             {
@@ -1986,12 +2012,16 @@ impl Checker {
                 self.template(&edit.path, names);
                 match &edit.kind {
                     EditKind::Json(entries) => {
-                        for (_, value) in entries {
+                        for (pointer, value) in entries {
+                            self.template(pointer, names);
                             self.value_names(value, edit.path.location.clone(), names);
                         }
                     }
                     EditKind::Toml(entries) => {
-                        for (_, value) in entries {
+                        for (path, value) in entries {
+                            for key in path {
+                                self.template(key, names);
+                            }
                             self.value_names(value, edit.path.location.clone(), names);
                         }
                     }
@@ -2047,6 +2077,7 @@ impl Checker {
             Ok(used) => {
                 self.names_used(&used, template, names);
                 self.diagnostics.extend(template.shell_problems());
+                self.diagnostics.extend(template.secret_problems());
             }
             Err(diagnostics) => self.diagnostics.extend(diagnostics),
         }
@@ -2069,6 +2100,21 @@ impl Checker {
             Ok(used) => {
                 let template = Template::new(&guard.source, Quoting::Plain, guard.location.clone());
                 self.names_used(&used, &template, names);
+                // `plan` decides guards without secret values, and `run` must
+                // decide as `plan` said: a guard never reads a secret.
+                let secret = used
+                    .iter()
+                    .find(|name| *name == "secrets" || name.starts_with("secrets."))
+                    .cloned()
+                    .or_else(|| crate::template::secret_read(&guard.source).map(|name| format!("secrets.{name}")));
+                if let Some(secret) = secret {
+                    self.push(
+                        Diagnostic::error(format!("guard `{}` reads `{secret}`", guard.source))
+                            .at_opt(locate_name(&template, &secret))
+                            .label("guards are decided without secret values")
+                            .help("decide on a var or an earlier step's output, or test the secret inside the command"),
+                    );
+                }
             }
             Err(diagnostic) => self.push(diagnostic),
         }
@@ -2294,4 +2340,40 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// The keys of a dotted key path, split at the dots outside `{{ … }}` and
+/// `{% … %}` (a value with a dot stays one key).
+fn key_segments(key: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    let mut closer: Option<&str> = None;
+    let mut at = 0;
+    while at < key.len() {
+        let rest = &key[at..];
+        match closer {
+            Some(close) if rest.starts_with(close) => {
+                closer = None;
+                at += 2;
+            }
+            Some(_) => at += rest.chars().next().map_or(1, char::len_utf8),
+            None if rest.starts_with("{{") => {
+                closer = Some("}}");
+                at += 2;
+            }
+            None if rest.starts_with("{%") => {
+                closer = Some("%}");
+                at += 2;
+            }
+            None => {
+                if rest.starts_with('.') {
+                    segments.push(&key[start..at]);
+                    start = at + 1;
+                }
+                at += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+    }
+    segments.push(&key[start..]);
+    segments
 }

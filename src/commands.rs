@@ -91,7 +91,7 @@ impl Refusal {
         if self.diagnostics.is_empty() {
             ui.error(&self.message);
             for detail in &self.details {
-                ui.stderr(&format!("  - {detail}\n"));
+                ui.stderr(&format!("  - {}\n", crate::ui::printable(detail, &[])));
             }
             if let Some(help) = &self.help {
                 ui.help(help);
@@ -263,7 +263,10 @@ pub(crate) fn plan(
             crate::diagnostic::display_path(save.out)
         ));
     }
-    ui.stdout(&out);
+    match ui.format {
+        Format::Json => ui.stdout(&out),
+        Format::Text | Format::Markdown => ui.stdout_text(&out),
+    }
     if let (Some(saved), Some(save)) = (&saved, save) {
         ui.status(
             "Saved",
@@ -351,12 +354,12 @@ pub(crate) fn plan_check(ui: &Ui, file: &Path) -> Exit {
             if count == 1 { "" } else { "s" }
         ));
         for difference in &review.differences {
-            ui.stderr(&format!("  - {difference}\n"));
+            ui.stderr(&format!("  - {}\n", crate::ui::printable(difference, &[])));
         }
     }
     if ui.format != Format::Json {
         for note in &review.notes {
-            ui.stderr(&format!("note: {note}\n"));
+            ui.stderr(&format!("note: {}\n", crate::ui::printable(note, &[])));
         }
     }
     if current {
@@ -422,7 +425,7 @@ pub(crate) fn diff(ui: &Ui, args: &cli::DiffArgs) -> Exit {
                 .context_radius(3)
                 .header(&format!("plan ({old_name})"), &format!("plan ({new_name})"))
                 .to_string();
-            ui.stdout(&report::color_diff(&diff, "", report::Style::new(ui.color_out)));
+            ui.stdout_text(&report::color_diff(&diff, "", report::Style::new(ui.color_out)));
         }
     }
     Exit::Success
@@ -504,7 +507,7 @@ fn reporter(ui: &Ui, global: &cli::Global) -> Box<dyn events::Reporter> {
 fn failed(ui: &Ui, failure: engine::Failure) -> Exit {
     ui.error(&failure.message);
     for detail in &failure.details {
-        ui.stderr(&format!("  - {detail}\n"));
+        ui.stderr(&format!("  - {}\n", crate::ui::printable(detail, &[])));
     }
     if let Some(help) = &failure.help {
         ui.help(help);
@@ -705,7 +708,7 @@ fn confirm_undo(ui: &Ui, plan: &engine::UndoPlan, yes: bool) -> Result<(), engin
             let names: Vec<String> = plan.finally.iter().map(|f| format!("`{f}`")).collect();
             text.push_str(&format!("then the `finally` steps run again: {}\n", names.join(", ")));
         }
-        ui.stderr(&text);
+        ui.stderr(&crate::ui::printable(&text, &[]));
     }
     if yes {
         return Ok(());
@@ -757,8 +760,12 @@ pub(crate) fn status(ui: &Ui, global: &cli::Global, args: &cli::StatusArgs) -> E
         log: args.log,
     };
     match status::render(&global.state_dir, &query, ui.format == Format::Json) {
-        Ok(text) => {
+        Ok(text) if ui.format == Format::Json => {
             ui.stdout(&text);
+            Exit::Success
+        }
+        Ok(text) => {
+            ui.stdout_text(&text);
             Exit::Success
         }
         Err(failure) => failed(ui, failure),

@@ -205,7 +205,7 @@ impl Context {
 
     /// Marks a step whose results only `run` will know: reading them gives a placeholder.
     pub(crate) fn set_step_unknown(&mut self, id: &str) {
-        self.insert_step(id, Value::from_object(Unknown(format!("steps.{id}"))));
+        self.insert_step(id, Value::from_object(crate::template::Later(format!("steps.{id}"))));
     }
 
     /// The context as seen inside `scope` (include parameters rendered in their parent scopes).
@@ -297,23 +297,5 @@ impl Object for VersionValue {
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
-    }
-}
-
-/// A value only `run` will know: any attribute reads as `<steps.ID.ATTR>`.
-#[derive(Debug)]
-struct Unknown(String);
-
-impl Object for Unknown {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(Value::from_object(Unknown(format!("{}.{}", self.0, key))))
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}>", self.0)
     }
 }

@@ -114,24 +114,30 @@ impl Diagnostic {
     /// Renders the diagnostic as text, with a source snippet where there is a location.
     pub(crate) fn render(&self, color: bool) -> String {
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
-        let mut title = Group::with_title(Level::ERROR.primary_title(self.message.as_str()));
+        // What a value brings into a message is shown, never obeyed by the terminal.
+        let shown = |text: &str| crate::ui::printable(text, &[]).into_owned();
+        let message = shown(&self.message);
+        let label = self.label.as_deref().map(shown);
+        let help = self.help.as_deref().map(shown);
+        let notes: Vec<String> = self.notes.iter().map(|note| shown(note)).collect();
+        let mut title = Group::with_title(Level::ERROR.primary_title(message.as_str()));
         if let Some(location) = &self.location {
             let text = location.source.text.as_str();
             let mut span = location.span.clone();
             span.end = span.end.min(text.len());
             span.start = span.start.min(span.end);
             let annotation = AnnotationKind::Primary.span(span);
-            let annotation = match &self.label {
+            let annotation = match &label {
                 Some(label) => annotation.label(label.as_str()),
                 None => annotation,
             };
             title = title.element(Snippet::source(text).path(location.source.display.as_str()).annotation(annotation));
         }
         let mut groups = vec![title];
-        for note in &self.notes {
+        for note in &notes {
             groups.push(Group::with_title(Level::NOTE.secondary_title(note.as_str())));
         }
-        if let Some(help) = &self.help {
+        if let Some(help) = &help {
             groups.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
         }
         renderer.render(&groups)

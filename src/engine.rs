@@ -2462,7 +2462,7 @@ impl Engine<'_> {
         }
         // Reporters put away what they draw (a spinner would draw over the question).
         self.report(&Event::Waiting { step: id, message });
-        match ask(&format!("\n{message}\n\nContinue with `{id}`? [y/N] ")) {
+        match ask(&format!("\n{}\n\nContinue with `{id}`? [y/N] ", crate::ui::printable(message, &[]))) {
             Answer::Yes => Ok(()),
             Answer::No => Err(format!("`{id}` was not approved")),
             Answer::Interrupted => Err("interrupted".to_owned()),

@@ -132,7 +132,7 @@ impl TextReporter {
             return;
         }
         let (on, off) = if self.color { (style, "\x1b[0m") } else { ("", "") };
-        let text = format!("{on}{verb:>12}{off} {rest}");
+        let text = format!("{on}{verb:>12}{off} {}", crate::ui::printable(rest, &[]));
         if self.spinners.is_empty() {
             say(&format!("{text}\n"));
         } else {
@@ -208,7 +208,7 @@ impl Reporter for TextReporter {
                         indicatif::ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
                             .expect("a valid template"),
                     );
-                    spinner.set_prefix(format!("{step}{on}{name}"));
+                    spinner.set_prefix(crate::ui::printable(&format!("{step}{on}{name}"), &[]).into_owned());
                     spinner.enable_steady_tick(Duration::from_millis(120));
                     self.spinners.push((key, spinner));
                 } else {
@@ -218,10 +218,10 @@ impl Reporter for TextReporter {
             Event::Output { host, line, .. } => {
                 let key = host.unwrap_or_default();
                 if let Some((_, spinner)) = self.spinners.iter().find(|(h, _)| h == key) {
-                    spinner.set_message(line.to_string());
+                    spinner.set_message(crate::ui::printable(line, &[]).into_owned());
                 } else if self.verbose {
                     let prefix = host.map_or_else(|| "│".to_owned(), |h| format!("{h} │"));
-                    say(&format!("{prefix:>12} {line}\n"));
+                    say(&format!("{prefix:>12} {}\n", crate::ui::printable(line, &[])));
                 }
             }
             Event::StepFinished { step, host, phase, outcome, reason, duration_ms, .. } => {

@@ -22,6 +22,7 @@ mod plan;
 mod playbook;
 mod process;
 mod raw;
+mod readers;
 mod readiness;
 mod report;
 mod runlog;

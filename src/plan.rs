@@ -891,14 +891,14 @@ pub(crate) fn apply_edit(
         EditKind::Json(entries) => {
             let rendered: Vec<(String, serde_json::Value)> = entries
                 .iter()
-                .map(|(pointer, value)| Ok((pointer.clone(), render_value(value, context, location)?)))
+                .map(|(pointer, value)| Ok((pointer.render(context)?, render_value(value, context, location)?)))
                 .collect::<Result<_, RenderError>>()?;
             edit::json(old, &rendered)
         }
         EditKind::Toml(entries) => {
             let rendered: Vec<(Vec<String>, serde_json::Value)> = entries
                 .iter()
-                .map(|(path, value)| Ok((path.clone(), render_value(value, context, location)?)))
+                .map(|(path, value)| Ok((render_key(path, context)?, render_value(value, context, location)?)))
                 .collect::<Result<_, RenderError>>()?;
             edit::toml(old, &rendered)
         }
@@ -917,11 +917,16 @@ fn describe_edit(
     Ok(match kind {
         EditKind::Json(entries) => entries
             .iter()
-            .map(|(pointer, value)| Ok(format!("{pointer} = {}", render_value(value, context, location)?)))
+            .map(|(pointer, value)| {
+                Ok(format!("{} = {}", pointer.render(context)?, render_value(value, context, location)?))
+            })
             .collect::<Result<_, RenderError>>()?,
         EditKind::Toml(entries) => entries
             .iter()
-            .map(|(path, value)| Ok(format!("{} = {}", path.join("."), render_value(value, context, location)?)))
+            .map(|(path, value)| {
+                let keys: Vec<String> = render_key(path, context)?.iter().map(|key| toml_key(key)).collect();
+                Ok(format!("{} = {}", keys.join("."), render_value(value, context, location)?))
+            })
             .collect::<Result<_, RenderError>>()?,
         EditKind::Line { regex, replace, missing } => {
             let regex = regex.regex(context)?;
@@ -933,6 +938,31 @@ fn describe_edit(
             }]
         }
     })
+}
+
+/// The keys of a TOML edit's dotted path, rendered; a key may not render empty.
+fn render_key(path: &[Template], context: &minijinja::Value) -> Result<Vec<String>, RenderError> {
+    path.iter()
+        .map(|key| {
+            let rendered = key.render(context)?;
+            if rendered.is_empty() {
+                return Err(RenderError {
+                    message: format!("the key `{}` renders empty", key.source),
+                    location: key.location.clone(),
+                });
+            }
+            Ok(rendered)
+        })
+        .collect()
+}
+
+/// A TOML key as people write it: bare when it can be, else quoted.
+fn toml_key(key: &str) -> String {
+    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
+    }
 }
 
 /// Resolves a run-time path against the directory upshift was started in.

@@ -416,10 +416,12 @@ pub(crate) struct Edit {
 
 #[derive(Debug)]
 pub(crate) enum EditKind {
-    /// JSON pointer → value (strings in values are templates).
-    Json(Vec<(String, serde_json::Value)>),
-    /// Dotted key path → value.
-    Toml(Vec<(Vec<String>, serde_json::Value)>),
+    /// JSON pointer → value (strings in values are templates). The pointer
+    /// is a template whose values are escaped for it (`~1`, `~0`).
+    Json(Vec<(Template, serde_json::Value)>),
+    /// Dotted key path → value; each key of the path is a template (a value
+    /// with a `.` stays one key).
+    Toml(Vec<(Vec<Template>, serde_json::Value)>),
     Line {
         regex: Pattern,
         replace: Template,

@@ -34,6 +34,9 @@ pub(crate) enum Quoting {
     Regex,
     /// A regex replacement (`edit.line.replace`): a `$` in a value stays a `$`.
     Replacement,
+    /// A JSON pointer (an `edit.json` key): a `/` or `~` in a value is part
+    /// of one key (`~1`, `~0`).
+    Pointer,
 }
 
 impl Quoting {
@@ -48,6 +51,7 @@ impl Quoting {
             Quoting::Plain => "text",
             Quoting::Regex => REGEX_TEMPLATE,
             Quoting::Replacement => REPLACEMENT_TEMPLATE,
+            Quoting::Pointer => POINTER_TEMPLATE,
         }
     }
 }
@@ -57,6 +61,7 @@ const SHELL_TEMPLATE: &str = "command.sh";
 /// Regexes and replacements: the formatter escapes values in them.
 const REGEX_TEMPLATE: &str = "pattern.re";
 const REPLACEMENT_TEMPLATE: &str = "line.replace";
+const POINTER_TEMPLATE: &str = "key.pointer";
 
 /// A template string from a playbook, checked to compile.
 #[derive(Debug, Clone)]
@@ -104,10 +109,13 @@ impl Template {
     pub(crate) fn evaluate(&self, context: &Value) -> Result<serde_json::Value, RenderError> {
         if let Some(expression) = self.single_expression()
             && let Ok(compiled) = engine().compile_expression(expression)
-            && let Ok(value) = compiled.eval(context)
-            && let Ok(json) = to_json(&value)
         {
-            return Ok(json);
+            let watch = SecretWatch::start();
+            let json = compiled.eval(context).ok().and_then(|value| to_json(&value).ok());
+            watch.finish(self.location.as_ref())?;
+            if let Some(json) = json {
+                return Ok(json);
+            }
         }
         // Anything else, and every error (with its place), goes the usual way.
         self.render(context).map(serde_json::Value::String)
@@ -168,29 +176,98 @@ impl Template {
                 }
             }
         }
-        let (contexts, reparsed) = match dialect {
-            Dialect::Other => (vec![Context::Unsafe(Unsafe::UnknownShell); holes.len()], vec![None; holes.len()]),
-            _ => {
-                let lexed = shell::lex(&script, &holes, dialect);
-                (lexed.contexts, lexed.reparsed)
-            }
+        let lexed = match dialect {
+            Dialect::Other => None,
+            _ => Some(shell::lex(&script, &holes, dialect)),
         };
         let mut problems = Vec::new();
-        for (((range, inner), context), reparsed) in expressions.iter().zip(contexts).zip(reparsed) {
+        for (i, (range, inner)) in expressions.iter().enumerate() {
             let expression = self.source[inner.clone()].trim();
             if ends_with_filter(expression, "safe") {
                 continue;
             }
-            let why = match (context, reparsed) {
-                (Context::Unsafe(why), _) => why,
-                (_, Some(by)) if !ends_with_filter(expression, "quote") => Unsafe::Reparsed(by),
-                _ => continue,
+            let settled = match &lexed {
+                Some(lexed) => lexed.settle(i, ends_with_filter(expression, "quote")),
+                None => Err(Unsafe::UnknownShell),
+            };
+            let Err(why) = settled else {
+                continue;
             };
             let shown = format!("`{{{{ {expression} }}}}`");
             let diagnostic = Diagnostic::error(why.message(&shown)).label(why.label()).help(why.help());
             problems.push(diagnostic.at_opt(self.at(range.clone())));
         }
         problems
+    }
+
+    /// Every `{{ … }}` or `{% … %}` that does more with a secret than write
+    /// it as it is (`{{ secrets.token }}`, also `| safe` or `| quote`): a
+    /// filter, a test, a comparison, `~`, a slice would see its mask in `plan`
+    /// and make a form of the value that output masking does not know in `run`.
+    pub(crate) fn secret_problems(&self) -> Vec<Diagnostic> {
+        if self.is_literal() || !self.source.contains("secrets") {
+            return Vec::new();
+        }
+        let scan = scan(&self.source);
+        let expressions = scan.parts.iter().filter_map(|part| match part {
+            Part::Expression { range, inner } => Some((range.clone(), inner.clone(), true)),
+            Part::Text(_) => None,
+        });
+        let statements = scan.statements.iter().map(|(range, inner)| (range.clone(), inner.clone(), false));
+        let mut tags: Vec<(Range<usize>, Range<usize>, bool)> = expressions.chain(statements).collect();
+        tags.sort_by_key(|(range, _, _)| range.start);
+        let mut problems = Vec::new();
+        for (range, inner, expression) in tags {
+            let text = self.source[inner].trim();
+            let Some(name) = secret_read(text) else {
+                continue;
+            };
+            if expression && written_as_is(text) {
+                continue;
+            }
+            let shown = &self.source[range.clone()];
+            problems.push(
+                Diagnostic::error(format!("`{shown}` works on a secret, and a secret can only be written as it is"))
+                    .at_opt(self.at(range))
+                    .label(format!(
+                        "a filter, a test or an operation here sees `{}`, not the value",
+                        SecretHandle::mask(&name)
+                    ))
+                    .help(format!(
+                        "write `{{{{ secrets.{name} }}}}` and work on the value in the command (`printf '%s' \
+                         {{{{ secrets.{name} }}}} | …`), or give the secret the form it needs at its source"
+                    )),
+            );
+        }
+        problems
+    }
+
+    /// Does the template's own text (outside `{{ … }}`) hold any of `chars`?
+    pub(crate) fn text_has(&self, chars: [char; 2]) -> bool {
+        scan(&self.source).parts.iter().any(|part| match part {
+            Part::Text(range) => self.source[range.clone()].contains(chars),
+            Part::Expression { .. } => false,
+        })
+    }
+
+    /// Every interpolation of the template (but `| safe`), refused for `why`.
+    pub(crate) fn refused_values(&self, why: &Unsafe) -> Vec<Diagnostic> {
+        if self.is_literal() {
+            return Vec::new();
+        }
+        scan(&self.source)
+            .parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Part::Expression { range, inner } => Some((range, inner)),
+                Part::Text(_) => None,
+            })
+            .filter(|(_, inner)| !ends_with_filter(self.source[inner.clone()].trim(), "safe"))
+            .map(|(range, inner)| {
+                let shown = format!("`{{{{ {} }}}}`", self.source[inner].trim());
+                Diagnostic::error(why.message(&shown)).label(why.label()).help(why.help()).at_opt(self.at(range))
+            })
+            .collect()
     }
 
     /// `${#…}` in the source: minijinja would start a comment at its `{#`.
@@ -217,12 +294,85 @@ impl Template {
         if self.is_literal() {
             return Ok(self.source.clone());
         }
+        let watch = SecretWatch::start();
+        let rendered = self.render_values(context);
+        watch.finish(self.location.as_ref())?;
+        // A filter that fails on a secret (`| reverse`) without reading it says why.
+        if rendered.is_err()
+            && let Some(problem) = self.secret_problems().into_iter().next()
+        {
+            return Err(RenderError { message: problem.message, location: problem.location });
+        }
+        rendered
+    }
+
+    /// Renders; in a plan, each `{{ … }}` that reads a value only `run` will
+    /// know (an earlier step's output) is written as itself, `<steps.x.stdout
+    /// | int * 2>`, whatever it does with the value.
+    fn render_values(&self, context: &Value) -> Result<String, RenderError> {
+        if self.source.contains("steps")
+            && let Some((template, context)) = self.with_later(context)
+        {
+            return template.render_now(&context);
+        }
+        self.render_now(context)
+    }
+
+    /// The template with each expression that reads a value only `run` will
+    /// know replaced by that expression's placeholder, and the context that
+    /// holds the placeholders.
+    fn with_later(&self, context: &Value) -> Option<(Template, Value)> {
+        let mut source = String::with_capacity(self.source.len());
+        let mut last = 0;
+        let mut later = Vec::new();
+        for part in scan(&self.source).parts {
+            let Part::Expression { inner, .. } = part else {
+                continue;
+            };
+            let expression = &self.source[inner.clone()];
+            let Ok(compiled) = engine().compile_expression(expression) else {
+                continue;
+            };
+            if !compiled.undeclared_variables(true).iter().any(|name| reads_later(name, context)) {
+                continue;
+            }
+            source.push_str(&self.source[last..inner.start]);
+            source.push_str(&format!(" {LATER}[{}] ", later.len()));
+            later.push(Value::from_object(Later(expression.trim().to_owned())));
+            last = inner.end;
+        }
+        if later.is_empty() {
+            return None;
+        }
+        source.push_str(&self.source[last..]);
+        let context = minijinja::context! { __upshift_later => Value::from(later), ..context.clone() };
+        Some((Template { source, quoting: self.quoting, location: self.location.clone() }, context))
+    }
+
+    fn render_now(&self, context: &Value) -> Result<String, RenderError> {
         let template = engine()
             .template_from_named_str(self.quoting.name(), &self.source)
             .map_err(|error| self.render_error(&error))?;
         match self.quoting {
-            Quoting::Plain | Quoting::Regex | Quoting::Replacement => {
+            Quoting::Plain | Quoting::Regex | Quoting::Pointer => {
                 template.render(context).map_err(|error| self.render_error(&error))
+            }
+            Quoting::Replacement => {
+                // A line edit writes one line: a value with a newline would
+                // write lines of its own, and the edit would match again.
+                let (output, spans) = template.render_with_spans(context).map_err(|error| self.render_error(&error))?;
+                let newline = spans.iter().find(|span| {
+                    span.kind() == OutputSpanKind::Expression
+                        && output.get(span.output_range()).is_some_and(|text| text.contains(['\n', '\r']))
+                });
+                if let Some(span) = newline {
+                    let (shown, location) = self.expression(&spans, span.output_range().start);
+                    return Err(RenderError {
+                        message: format!("the value of {shown} has a line break, and a line edit writes one line"),
+                        location,
+                    });
+                }
+                Ok(output)
             }
             Quoting::Shell(dialect) => {
                 let previous = RECORDING.with(|cell| cell.replace(Some(Recorder::new())));
@@ -276,14 +426,11 @@ impl Template {
         let mut last = 0;
         for (i, (range, index)) in holes.iter().enumerate() {
             out.push_str(&output[last..range.start]);
-            let mut context = lexed.as_ref().map_or(Context::Unsafe(Unsafe::UnknownShell), |l| l.contexts[i].clone());
             // A value another shell reads again must have been quoted for it (`| quote`).
-            if let Some(by) = lexed.as_ref().and_then(|l| l.reparsed[i].clone())
-                && !recorder.requoted[*index]
-                && !matches!(context, Context::Unsafe(_))
-            {
-                context = Context::Unsafe(Unsafe::Reparsed(by));
-            }
+            let context = match &lexed {
+                Some(lexed) => lexed.settle(i, recorder.requoted[*index]).unwrap_or_else(Context::Unsafe),
+                None => Context::Unsafe(Unsafe::UnknownShell),
+            };
             let before = bytes[..range.start].last().copied();
             let after = bytes.get(range.end).copied();
             let quoted = shell::quote(&recorder.values[*index], &context, before, after).map_err(|why| {
@@ -330,9 +477,11 @@ impl Template {
             }
             at
         };
-        for (index, heredoc) in lexed.heredocs.iter().enumerate() {
+        for heredoc in &lexed.heredocs {
+            // Every value in the body, also inside a `$(…)` there: bash finds
+            // the delimiter line before it reads anything in the body.
             let inside: Vec<usize> = (0..ranges.len())
-                .filter(|i| matches!(lexed.contexts[*i], Context::Heredoc { heredoc, .. } if heredoc == index))
+                .filter(|i| ranges[*i].start >= heredoc.body.start && ranges[*i].end <= heredoc.body.end)
                 .collect();
             if inside.is_empty() {
                 continue;
@@ -359,17 +508,31 @@ impl Template {
             }
             for (line, range) in heredoc.lines(&out[start..end]) {
                 let (line_start, line_end) = (start + range.start, start + range.end);
-                if heredoc.ends_at(&line) {
+                if heredoc.ends_at(&line) || heredoc.cuts_at(&line) {
                     let culprit = inside
                         .iter()
                         .find(|i| placed[**i].start <= line_end && placed[**i].end >= line_start)
                         .unwrap_or(&inside[0]);
                     let (shown, location) = self.expression(spans, ranges[*culprit].start);
                     return Err(RenderError {
-                        message: format!(
-                            "the value of {shown} makes a line `{}` in the here-document, which would end it early",
-                            heredoc.delimiter
-                        ),
+                        message: if heredoc.ends_at(&line) && heredoc.delimiter.is_empty() {
+                            format!(
+                                "the value of {shown} makes an empty line in the here-document, which ends it early \
+                                 (its delimiter is empty)"
+                            )
+                        } else if heredoc.ends_at(&line) {
+                            format!(
+                                "the value of {shown} makes a line `{}` in the here-document, which would end it \
+                                 early",
+                                heredoc.delimiter
+                            )
+                        } else {
+                            format!(
+                                "the value of {shown} makes a line that starts with `{}` and has a `)`, where bash \
+                                 would end the here-document (it is inside `$(…)`)",
+                                heredoc.delimiter
+                            )
+                        },
                         location,
                     });
                 }
@@ -413,6 +576,61 @@ impl Template {
         let range = error.range();
         narrow_location(location, &self.source, range)
     }
+}
+
+/// The first secret an expression reads (`secrets.NAME`, `secrets['NAME']`),
+/// outside its string literals; `secrets` alone reads them all. (Read from
+/// the text: minijinja lists no variables for an expression with a slice.)
+pub(crate) fn secret_read(expression: &str) -> Option<String> {
+    let bytes = expression.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match bytes[pos] {
+            quote @ (b'"' | b'\'') => {
+                pos += 1;
+                while pos < bytes.len() && bytes[pos] != quote {
+                    pos += if bytes[pos] == b'\\' { 2 } else { 1 };
+                }
+                pos += 1;
+            }
+            b if is_ident(b) => {
+                let start = pos;
+                while pos < bytes.len() && is_ident(bytes[pos]) {
+                    pos += 1;
+                }
+                let after_dot = start > 0 && expression[..start].trim_end().ends_with('.');
+                if &expression[start..pos] == "secrets" && !after_dot {
+                    let rest = expression[pos..].trim_start();
+                    let name = rest
+                        .strip_prefix('.')
+                        .map(|r| r.trim_start().split(|c: char| !(c.is_alphanumeric() || c == '_')).next())
+                        .or_else(|| {
+                            rest.strip_prefix('[')
+                                .map(|r| r.trim_start().trim_start_matches(['\'', '"']).split(['\'', '"']).next())
+                        })
+                        .flatten()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("…");
+                    return Some(name.to_owned());
+                }
+            }
+            _ => pos += 1,
+        }
+    }
+    None
+}
+
+/// `secrets.NAME` (or `secrets['NAME']`) alone, or with `| safe` or `| quote`.
+fn written_as_is(expression: &str) -> bool {
+    static PLAIN: OnceLock<regex::Regex> = OnceLock::new();
+    let plain = PLAIN.get_or_init(|| {
+        regex::Regex::new(
+            r#"^secrets\s*(?:\.\s*[A-Za-z_][A-Za-z0-9_]*|\[\s*(?:'[^']*'|"[^"]*")\s*\])(?:\s*\|\s*(?:safe|quote))?$"#,
+        )
+        .expect("a valid pattern")
+    });
+    plain.is_match(expression)
 }
 
 /// Does this expression (the text inside `{{ }}`) end with the filter `name`
@@ -567,14 +785,17 @@ impl Guard {
 
     /// Evaluates the guard; an error is never taken as `false`.
     pub(crate) fn eval(&self, context: &Value) -> Result<bool, RenderError> {
-        engine()
+        let watch = SecretWatch::start();
+        let decided = engine()
             .compile_expression(&self.source)
             .and_then(|expression| expression.eval(context))
             .map(|value| value.is_true())
             .map_err(|error| RenderError {
                 message: format!("guard `{}` cannot be evaluated: {}", self.source, describe_error(&error)),
                 location: self.location.clone(),
-            })
+            });
+        watch.finish(self.location.as_ref())?;
+        decided
     }
 }
 
@@ -585,6 +806,64 @@ fn describe_error(error: &minijinja::Error) -> String {
         Some(detail) => format!("{kind}: {detail}"),
         None => kind,
     }
+}
+
+/// The name the placeholders of a plan's run-time values have in a rewritten template.
+const LATER: &str = "__upshift_later";
+
+/// A value only `run` will know (an earlier step's output, in `plan`): it
+/// writes as `<steps.ID.stdout>`, and so does any attribute of it.
+#[derive(Debug)]
+pub(crate) struct Later(pub(crate) String);
+
+impl Object for Later {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Later(format!("{}.{}", self.0, key))))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}
+
+/// Does `name` (dotted, as minijinja lists the variables an expression
+/// reads) read a value only `run` will know? `steps` alone (read with a
+/// subscript, `steps['id']`) does when any step's is.
+fn reads_later(name: &str, context: &Value) -> bool {
+    let is_later = |value: &Value| value.downcast_object_ref::<Later>().is_some();
+    let mut parts = name.split('.');
+    let Some(Ok(mut value)) = parts.next().map(|first| context.get_attr(first)) else {
+        return false;
+    };
+    let rest: Vec<&str> = parts.collect();
+    if rest.is_empty() && name == "steps" {
+        return value
+            .try_iter()
+            .is_ok_and(|mut keys| keys.any(|key| value.get_item(&key).is_ok_and(|step| is_later(&step))));
+    }
+    let mut at = 0;
+    while at < rest.len() {
+        if is_later(&value) {
+            return true;
+        }
+        // Included steps' ids hold dots: the longest known key first.
+        let found = (at + 1..=rest.len()).rev().find_map(|end| {
+            let key = rest[at..end].join(".");
+            value.get_attr(&key).ok().filter(|v| !v.is_undefined()).map(|v| (v, end))
+        });
+        match found {
+            Some((next, end)) => {
+                value = next;
+                at = end;
+            }
+            None => return false,
+        }
+    }
+    is_later(&value)
 }
 
 /// A secret in the template context. Without a value it renders as
@@ -613,8 +892,59 @@ impl Object for SecretHandle {
         minijinja::value::ObjectRepr::Plain
     }
 
+    /// Written as it is, a secret never comes here (see `text_of`): this is
+    /// a filter or an operation on it, which sees the mask and is refused.
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text())
+        SecretWatch::used(&self.name);
+        f.write_str(&SecretHandle::mask(&self.name))
+    }
+
+    /// Deciding on a secret is an operation on it.
+    fn is_true(self: &Arc<Self>) -> bool {
+        SecretWatch::used(&self.name);
+        true
+    }
+}
+
+thread_local! {
+    /// The first secret a filter or an operation touched in the render under way.
+    static SECRET_USED: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Watches one render for operations on a secret: a secret can only be
+/// written as it is. A filter (`| upper`), a slice, `~`, a test or a
+/// comparison would see its mask (`plan`) or make a form of it the masker
+/// does not know (`run`): either way the render is refused.
+struct SecretWatch {
+    previous: Option<String>,
+}
+
+impl SecretWatch {
+    fn start() -> SecretWatch {
+        SecretWatch { previous: SECRET_USED.with(std::cell::Cell::take) }
+    }
+
+    fn used(name: &str) {
+        SECRET_USED.with(|cell| {
+            let first = cell.take();
+            cell.set(first.or_else(|| Some(name.to_owned())));
+        });
+    }
+
+    /// Refuses the render when an operation touched a secret.
+    fn finish(self, location: Option<&Location>) -> Result<(), RenderError> {
+        match SECRET_USED.with(|cell| cell.replace(self.previous)) {
+            None => Ok(()),
+            Some(name) => Err(RenderError {
+                message: format!(
+                    "a filter or an operation reads `secrets.{name}`, and a secret can only be written as it is \
+                     (`{{{{ secrets.{name} }}}}`): it would work on the mask `{}`, or make a form of the value that \
+                     output masking does not know",
+                    SecretHandle::mask(&name)
+                ),
+                location: location.cloned(),
+            }),
+        }
     }
 }
 
@@ -664,6 +994,15 @@ fn json_text(value: &serde_json::Value) -> String {
 /// their type; objects that render as text (versions, secret handles,
 /// placeholders) become that text.
 pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    // A secret written as it is (a whole edit value); inside a list or a map
+    // it would be an operation on it.
+    if let Some(secret) = value.downcast_object_ref::<SecretHandle>() {
+        return Ok(serde_json::Value::String(secret.text()));
+    }
+    to_json_nested(value)
+}
+
+fn to_json_nested(value: &Value) -> Result<serde_json::Value, String> {
     if is_plain_object(value) {
         return Ok(serde_json::Value::String(value.to_string()));
     }
@@ -683,13 +1022,13 @@ pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, String> {
             serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned())
         }
         ValueKind::Seq | ValueKind::Iterable => serde_json::Value::Array(
-            value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json(&item)).collect::<Result<_, _>>()?,
+            value.try_iter().map_err(|e| e.to_string())?.map(|item| to_json_nested(&item)).collect::<Result<_, _>>()?,
         ),
         ValueKind::Map => {
             let mut map = serde_json::Map::new();
             for key in value.try_iter().map_err(|e| e.to_string())? {
                 let item = value.get_item(&key).map_err(|e| e.to_string())?;
-                map.insert(display(&key), to_json(&item)?);
+                map.insert(display(&key), to_json_nested(&item)?);
             }
             serde_json::Value::Object(map)
         }
@@ -791,6 +1130,8 @@ impl Recorder {
 /// minijinja would read as a comment.
 struct Scan {
     parts: Vec<Part>,
+    /// Each `{% … %}` tag: the whole tag and its inside.
+    statements: Vec<(Range<usize>, Range<usize>)>,
     dollar_hash: Vec<Range<usize>>,
 }
 
@@ -806,6 +1147,7 @@ enum Part {
 fn scan(source: &str) -> Scan {
     let bytes = source.as_bytes();
     let mut parts = Vec::new();
+    let mut statements = Vec::new();
     let mut dollar_hash = Vec::new();
     let mut text_start = 0;
     let mut trim_start = false;
@@ -842,7 +1184,7 @@ fn scan(source: &str) -> Scan {
         };
         let Some(close) = find_closer(source, inner_start, closer, kind != b'#') else {
             // Unterminated: minijinja reports it; nothing more to see.
-            return Scan { parts, dollar_hash };
+            return Scan { parts, statements, dollar_hash };
         };
         let trim_after = close > inner_start && bytes[close - 1] == b'-';
         let inner_end = if close > inner_start && matches!(bytes[close - 1], b'-' | b'+') { close - 1 } else { close };
@@ -850,7 +1192,10 @@ fn scan(source: &str) -> Scan {
         trim_start = trim_after;
         match kind {
             b'{' => parts.push(Part::Expression { range: pos..after, inner: inner_start..inner_end }),
-            b'%' if source[inner_start..inner_end].trim() == "raw" => {
+            b'%' if source[inner_start..inner_end].trim() != "raw" => {
+                statements.push((pos..after, inner_start..inner_end));
+            }
+            b'%' => {
                 let end_raw = find_endraw(source, after);
                 let (content_end, next) = end_raw.unwrap_or((source.len(), source.len()));
                 let trim_end = content_end > after && source[content_end..].starts_with("{%-");
@@ -866,7 +1211,7 @@ fn scan(source: &str) -> Scan {
         text_start = after;
     }
     push_text(&mut parts, text_start..source.len(), trim_start, false);
-    Scan { parts, dollar_hash }
+    Scan { parts, statements, dollar_hash }
 }
 
 /// Where the closer of a tag starting at `from` is; strings are skipped in
@@ -948,6 +1293,9 @@ fn engine() -> &'static Environment<'static> {
                 match state.name() {
                     REGEX_TEMPLATE if !value.is_safe() => out.write_str(&regex::escape(&text))?,
                     REPLACEMENT_TEMPLATE if !value.is_safe() => out.write_str(&text.replace('$', "$$"))?,
+                    POINTER_TEMPLATE if !value.is_safe() => {
+                        out.write_str(&text.replace('~', "~0").replace('/', "~1"))?
+                    }
                     _ => out.write_str(&text)?,
                 }
                 return Ok(());
@@ -985,7 +1333,7 @@ fn engine() -> &'static Environment<'static> {
         // (for a shell inside the shell, as with `ssh host …`).
         env.add_filter("quote", |value: Value| {
             let text = text_of(&value);
-            let quoted = shell::quote(&text, &Context::Word, None, None).unwrap_or_else(|_| shell::single_quote(&text));
+            let quoted = shell::quote_word(&text);
             RECORDING.with(|cell| {
                 if let Ok(mut recording) = cell.try_borrow_mut()
                     && let Some(recorder) = recording.as_mut()
@@ -1199,6 +1547,71 @@ mod tests {
         let secret = Value::from_object(SecretHandle { name: "key".into(), value: None });
         let context = minijinja::context! { secrets => minijinja::context! { key => secret } };
         assert_eq!(render("token {{ secrets.key }}", SH, context), "token '<secret:key>'");
+    }
+
+    #[test]
+    fn a_secret_can_only_be_written_as_it_is() {
+        let handle = |value: Option<&str>| {
+            Value::from_object(SecretHandle { name: "key".into(), value: value.map(str::to_owned) })
+        };
+        for value in [None, Some("s3cr3t")] {
+            let context = minijinja::context! { secrets => minijinja::context! { key => handle(value) } };
+            let shown = value.unwrap_or("<secret:key>");
+            assert_eq!(render("k={{ secrets.key }}", Quoting::Plain, context.clone()), format!("k={shown}"));
+            assert_eq!(render("k={{ secrets['key'] | safe }}", Quoting::Plain, context.clone()), format!("k={shown}"));
+            // Whatever works on it sees the mask, or would make a form masking
+            // does not know: refused, in `plan` and in `run` alike.
+            for source in [
+                "{{ secrets.key | upper }}",
+                "{{ secrets.key ~ 'x' }}",
+                "{{ (secrets.key | string)[:2] }}",
+                "{% if secrets.key %}x{% endif %}",
+                "{% set k = secrets.key %}{{ k | reverse }}",
+                "{{ [secrets.key] }}",
+            ] {
+                let error = Template::new(source, Quoting::Plain, None).render(&context).unwrap_err();
+                assert!(error.message.contains("a secret can only be written as it is"), "{source}: {}", error.message);
+                assert!(!error.message.contains("s3cr3t"), "{}", error.message);
+            }
+            let guard = Guard::new("(secrets.key | string)[:4] == 'ENT-'", None);
+            assert!(guard.eval(&context).is_err());
+            let evaluated = Template::new("{{ secrets.key | lower }}", Quoting::Plain, None).evaluate(&context);
+            assert!(evaluated.is_err());
+        }
+        // `validate` names each place, and lets the plain writes be.
+        let template = Template::new(
+            "{{ secrets.key }} {{ secrets['key'] | quote }} {{ 'secrets' }} {{ x.secrets }} {{ secrets.key|upper }} \
+             {% for s in secrets %}{% endfor %}",
+            SH,
+            None,
+        );
+        let problems: Vec<String> = template.secret_problems().into_iter().map(|d| d.message).collect();
+        assert_eq!(
+            problems,
+            vec![
+                "`{{ secrets.key|upper }}` works on a secret, and a secret can only be written as it is",
+                "`{% for s in secrets %}` works on a secret, and a secret can only be written as it is",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_writes_what_reads_a_run_time_value_as_itself() {
+        let steps = minijinja::context! {
+            count => Value::from_object(Later("steps.count".into())),
+            done => minijinja::context! { stdout => "7" },
+        };
+        let context = minijinja::context! { steps => steps, n => 3 };
+        assert_eq!(
+            render("w={{ steps.count.stdout | int * 2 }} {{ steps.done.stdout | int * n }}", SH, context.clone()),
+            "w='<steps.count.stdout | int * 2>' 21"
+        );
+        assert_eq!(
+            render("{{- steps['count'].stdout -}} x", Quoting::Plain, context.clone()),
+            "<steps['count'].stdout>x"
+        );
+        let value = Template::new("{{ steps.count.exit_code + 1 }}", Quoting::Plain, None).evaluate(&context).unwrap();
+        assert_eq!(value, serde_json::json!("<steps.count.exit_code + 1>"));
     }
 
     #[test]

@@ -170,7 +170,8 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         std::fs::create_dir_all(out.join("dirs").join(&payloads[*i])).unwrap();
         std::fs::write(out.join("made").join(&payloads[*i]), "").unwrap();
     }
-    let (vars, args) = bind(&sandbox, &payloads, &out);
+    let (mut vars, args) = bind(&sandbox, &payloads, &out);
+    vars.push_str("shell = \"sh\"\n");
 
     // Each place and context: its steps, and what each payload must become.
     let sh = [
@@ -195,11 +196,21 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         ("shcq", "sh -c \"printf '%s' {{ p{} | quote }}\" > {{ out }}/shcq-{}"),
         ("stdin", "sh > {{ out }}/stdin-{} <<PAYLOAD_END\nprintf '%s' {{ p{} | quote }}\nPAYLOAD_END"),
         ("sshq", "ssh host \"printf '%s' {{ p{} | quote }} > {{ out | quote }}/sshq-{}\""),
+        // A here-document opened in a subshell reads its body after the line.
+        ("subhere", "(cat > {{ out }}/subhere-{} <<PAYLOAD_END)\n{{ p{} }}\nPAYLOAD_END"),
+        // Wrappers with options still lead to the shell they start.
+        ("wrapq", "timeout -s KILL 30 env -u X sh -c \"printf '%s' {{ p{} | quote }}\" > {{ out }}/wrapq-{}"),
+        ("trapq", "(trap \"printf '%s' {{ p{} | quote }} > {{ out | quote }}/trapq-{}\" EXIT)"),
+        ("dotq", ". /dev/stdin > {{ out }}/dotq-{} <<PAYLOAD_END\nprintf '%s' {{ p{} | quote }}\nPAYLOAD_END"),
     ];
     let bash = [
         ("ansi", "printf '%s' $'{{ p{} }}' > {{ out }}/ansi-{}"),
         ("hstr", "cat > {{ out }}/hstr-{} <<< {{ p{} }}"),
         ("dbl", "[[ {{ p{} }} == {{ p{} }} ]] && printf '%s' \"{{ p{} }}\" > {{ out }}/dbl-{}"),
+        // Brace expansion never splits a value.
+        ("braces", "printf '%s|' {a,{{ p{} }}} > {{ out }}/braces-{}"),
+        // bash ends a here-document inside `$(…)` at `PAYLOAD_END)`: what follows is a word again.
+        ("cut", "x=\"$(cat <<PAYLOAD_END\nx\nPAYLOAD_END)\"\nprintf '%s' {{ p{} }} > {{ out }}/cut-{}"),
     ];
     let mut playbook = format!(
         "format = 1\nname = \"corpus\"\n{vars}\n[version]\ncurrent = {{ run = {}, regex = '(\\d+\\.\\d+\\.\\d+)' }}\navailable = {{ list = [\"1.0.0\", \"1.1.0\"] }}\ntarget = \"*\"\n\n[[check]]\nname = \"corpus\"\nrun = {}\n",
@@ -219,6 +230,17 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         "\n[[step]]\nid = \"exec-bash\"\nexec = [\"/usr/bin/env\", \"LC_ALL=C\", \"bash\", \"-euc\", {}]\n",
         toml(&exec_script)
     ));
+    // A wrapper with options, and a program upshift cannot know, before `-c`.
+    let exec_script = lines(n, "printf '%s' {{ p{} }} > {{ out }}/execwrap-{}");
+    playbook.push_str(&format!(
+        "\n[[step]]\nid = \"exec-wrap\"\nexec = [\"timeout\", \"-s\", \"KILL\", \"30\", \"sh\", \"-c\", {}]\n",
+        toml(&exec_script)
+    ));
+    let exec_script = lines(n, "printf '%s' {{ p{} }} > {{ out }}/execvar-{}");
+    playbook.push_str(&format!(
+        "\n[[step]]\nid = \"exec-var\"\nexec = [\"{{{{ shell }}}}\", \"-c\", {}]\n",
+        toml(&exec_script)
+    ));
     let ssh_script = lines(n, "printf '%s' {{ p{} }} > {{ out }}/sshexec-{}");
     playbook.push_str(&format!(
         "\n[[step]]\nid = \"exec-ssh\"\nexec = [\"ssh\", \"-p\", \"22\", \"host\", {}]\n",
@@ -234,9 +256,21 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     sandbox.write("corpus.j2", &(0..n).map(|i| format!("{{{{ p{i} }}}}")).collect::<Vec<_>>().join(separator));
     playbook
         .push_str("\n[[step]]\nid = \"template\"\ntemplate = { src = \"corpus.j2\", dest = \"{{ out }}/template\" }\n");
-    let edits: Vec<String> = (0..n).map(|i| format!("\"/p{i}\" = {}", toml(&format!("{{{{ p{i} }}}}")))).collect();
+    // Values in keys are data too: a `/` or `~` stays in one JSON key, a `.` in one TOML key.
+    let edits: Vec<String> = (0..n)
+        .map(|i| {
+            let value = toml(&format!("{{{{ p{i} }}}}"));
+            format!("\"/p{i}\" = {value}, \"/k{i}-{{{{ p{i} }}}}\" = {value}")
+        })
+        .collect();
     playbook.push_str(&format!(
         "\n[[step]]\nid = \"edit\"\nedit = {{ path = \"{{{{ out }}}}/data.json\", json = {{ {} }} }}\n",
+        edits.join(", ")
+    ));
+    std::fs::write(out.join("data.toml"), "[keys]\n").unwrap();
+    let edits: Vec<String> = (0..n).map(|i| format!("\"keys.k{i}-{{{{ p{i} }}}}\" = \"{i}\"")).collect();
+    playbook.push_str(&format!(
+        "\n[[step]]\nid = \"edit-toml\"\nedit = {{ path = \"{{{{ out }}}}/data.toml\", toml = {{ {} }} }}\n",
         edits.join(", ")
     ));
     for i in &names {
@@ -258,7 +292,7 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
         let line = format!("{payload}\n").into_bytes();
         let places =
             ["word", "tight", "dq", "sq", "subst", "assign", "case", "evalq", "shcq", "stdin", "sshq", "sshexec"];
-        let places = places.into_iter().chain(["ansi", "dbl"]);
+        let places = places.into_iter().chain(["ansi", "dbl", "wrapq", "trapq", "dotq", "cut", "execwrap", "execvar"]);
         for place in places.chain(["check", "probe"]) {
             assert_eq!(read(format!("{place}-{i}")), exact, "{place}: payload {i} {payload:?}");
         }
@@ -267,7 +301,8 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
             assert_eq!(read(format!("{place}-{i}")), exact, "{place}: payload {i} {payload:?}");
         }
         assert_eq!(read(format!("glued-{i}")), format!("x{payload}y").into_bytes(), "glued: {payload:?}");
-        for place in ["here", "qhere", "hstr"] {
+        assert_eq!(read(format!("braces-{i}")), format!("a|{payload}|").into_bytes(), "braces: {payload:?}");
+        for place in ["here", "qhere", "hstr", "subhere"] {
             assert_eq!(read(format!("{place}-{i}")), line, "{place}: payload {i} {payload:?}");
         }
     }
@@ -276,6 +311,11 @@ fn the_injection_corpus_arrives_intact_everywhere_and_never_runs() {
     let data: serde_json::Value = serde_json::from_slice(&read("data.json".into())).unwrap();
     for (i, payload) in payloads.iter().enumerate() {
         assert_eq!(data[format!("p{i}")], serde_json::Value::String(payload.clone()), "edit: {payload:?}");
+        assert_eq!(data[format!("k{i}-{payload}")], serde_json::Value::String(payload.clone()), "key: {payload:?}");
+    }
+    let keys: toml::Table = String::from_utf8(read("data.toml".into())).unwrap().parse().unwrap();
+    for (i, payload) in payloads.iter().enumerate() {
+        assert_eq!(keys["keys"][&format!("k{i}-{payload}")].as_str(), Some(i.to_string().as_str()), "{payload:?}");
     }
     for i in &names {
         assert_eq!(read(format!("cwd-{i}")), payloads[*i].as_bytes(), "cwd: {:?}", payloads[*i]);
@@ -464,5 +504,67 @@ run = "echo `ls {{ v }}`"
     assert!(run.stderr.contains("p.toml:14:17"), "{}", run.stderr);
     assert!(run.stderr.contains("help: write `$(…)` instead of backticks"), "{}", run.stderr);
     sandbox.run(&["plan", &playbook.to_string_lossy()]).code(2);
+    assert!(!sandbox.path().join("probe-ran").exists());
+}
+
+/// Where a shell reads a value again in a way one `| quote` cannot serve, or
+/// dash and bash read the script differently, `validate` refuses each value
+/// at its place, with the reason; nothing runs.
+#[test]
+fn values_the_shells_read_again_or_differently_are_refused_with_their_reason() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("sh", "x=$(cat <<EOF)\n{{ v }}\nEOF", "after a here-document opened in `$(…)`"),
+        ("sh", "cat <<$'EOF'\nx\nEOF\necho {{ v }}", "after a here-document delimiter written `$'…'`"),
+        ("sh", "echo \"$(cat <<EOF\nx\nEOF)\"\necho {{ v }}", "starts with its delimiter and has a `)`"),
+        (
+            "sh",
+            "cat <<EOF\n$( echo \"$(cat <<EOF\nx\nEOF\n)\" )\nEOF\n[ \"{{ v }}\" = x ]",
+            "runs past the delimiter line",
+        ),
+        ("bash", "x=\"$(cat <<EOF\nx\nEOF)\"; echo {{ v }}", "bash reads the rest of that line again"),
+        (
+            "sh",
+            "timeout -x 5 sh -c \"echo {{ v }}\"",
+            "after `timeout -x`, where upshift cannot tell which command runs",
+        ),
+        ("sh", "timeout -s KILL 30 sudo -Eu root sh -c \"echo {{ v }}\"", "read again as a script by `sh -c`"),
+        ("sh", "trap \"rm {{ v }}\" EXIT", "read again as a script by `trap`"),
+        ("sh", "alias ll=\"ls {{ v }}\"", "read again as a script by `alias`"),
+        ("bash", "PS4=\"+ {{ v }} \"; set -x", "in `PS4`, which the shell expands again"),
+        ("sh", "sudo -s <<EOF\necho {{ v }}\nEOF", "read again as a script by `sudo -s`"),
+        ("sh", ". /dev/stdin <<EOF\necho {{ v }}\nEOF", "read again as a script by `. /dev/stdin`"),
+        ("sh", "ssh -o ProxyCommand=\"nc {{ v }} 22\" db true", "in ssh's `ProxyCommand`"),
+        ("sh", "su --command=\"echo {{ v }}\" root", "read again as a script by `su -c`"),
+        ("sh", "ssh host \"sh -c 'echo {{ v | quote }}'\"", "by `ssh`, and once more by `sh -c` inside it"),
+        ("sh", "ssh host \"echo '{{ v | quote }}'\"", "by `ssh`, inside `'…'` there"),
+        ("sh", "{{ shell }} -c \"echo {{ v }}\"", "read again as a script by `{{ shell }} -c`"),
+        ("bash", "declare {{ v }}", "where `declare` takes a variable name"),
+        ("bash", "read \"a[{{ v }}]\"", "where `read` takes a variable name"),
+        ("bash", "[[ -v {{ v }} ]]", "where `[[ -v ]]` takes a variable name"),
+        ("bash", "declare -i n; n={{ v }}", "in arithmetic"),
+    ];
+    let sandbox = Sandbox::new();
+    let mut playbook = String::from(
+        "format = 1\nname = \"again\"\n[vars]\nv = \"x\"\nshell = \"sh\"\n\n[[step]]\nid = \"probe\"\nread_only = true\nrun = \"touch probe-ran\"\n",
+    );
+    for (i, (shell, script, _)) in cases.iter().enumerate() {
+        playbook.push_str(&format!("\n[[step]]\nid = \"s{i}\"\nshell = {}\nrun = {}\n", toml(shell), toml(script)));
+    }
+    playbook
+        .push_str("\n[[step]]\nid = \"exec\"\nexec = [\"timeout\", \"-x\", \"5\", \"sh\", \"-c\", \"echo {{ v }}\"]\n");
+    let path = sandbox.write("p.toml", &playbook);
+    let run = sandbox.run(&["validate", &path.to_string_lossy()]);
+    run.code(2);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    for (shell, script, reason) in cases {
+        assert!(
+            errors.iter().any(|e| e.contains(reason)),
+            "{shell}: {script:?} is not refused for `{reason}`:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("p.toml:"), "{}", run.stderr);
+    assert_eq!(errors.len(), cases.len() + 1 + 1, "one error per case, the exec's, and the count:\n{}", run.stderr);
+    sandbox.run(&["plan", &path.to_string_lossy()]).code(2);
     assert!(!sandbox.path().join("probe-ran").exists());
 }
