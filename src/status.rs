@@ -24,6 +24,9 @@ struct RunStatus {
     journal: String,
     /// The run's whole output, masked (absent for runs of an upshift that kept none).
     log: Option<String>,
+    /// In a run over a fleet: its hosts, in the inventory's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<String>,
     steps: Vec<StepStatus>,
     left: Vec<String>,
 }
@@ -90,6 +93,17 @@ fn status_of(record: &RunRecord) -> RunStatus {
         version: record.header.selection.as_ref().map(|s| format!("{} → {}", s.current, s.target)),
         journal: record.path.display().to_string(),
         log: log.exists().then(|| log.display().to_string()),
+        hosts: if fleet {
+            let mut hosts: Vec<String> = record.header.host_vars.keys().cloned().collect();
+            for state in record.steps.values() {
+                if !hosts.contains(&state.target) {
+                    hosts.push(state.target.clone());
+                }
+            }
+            hosts
+        } else {
+            Vec::new()
+        },
         steps,
         left: record.end.as_ref().map(|(_, left)| left.clone()).unwrap_or_default(),
     }
@@ -168,10 +182,13 @@ fn list(runs: &[RunRecord], unreadable: &[Unreadable], json: bool) -> String {
         let version = run.version.as_deref().map_or_else(String::new, |v| format!(", {v}"));
         let _ = writeln!(out, "run {}: `{}`{env}{version}, started {}", run.run_id, run.playbook, run.started_at);
         let _ = writeln!(out, "  state    {}", run.state);
-        for step in &run.steps {
-            let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
-            let host = step.host.as_deref().map_or_else(String::new, |h| format!(" on `{h}`"));
-            let _ = writeln!(out, "  {:<11} {}{host}{}{reason}", step.outcome, step.step, phase(step.phase));
+        if run.steps.iter().any(|s| s.host.is_some()) {
+            grid(&mut out, &run.hosts, &run.steps);
+        } else {
+            for step in &run.steps {
+                let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
+                let _ = writeln!(out, "  {:<11} {}{}{reason}", step.outcome, step.step, phase(step.phase));
+            }
         }
         for left in &run.left {
             let _ = writeln!(out, "  left        {left}");
@@ -183,6 +200,47 @@ fn list(runs: &[RunRecord], unreadable: &[Unreadable], json: bool) -> String {
         let _ = writeln!(out, "{what}: {}\n  journal  {}", bad.reason, bad.path.display());
     }
     out
+}
+
+/// A fleet run's steps as a grid: a row per step (and phase), a column per
+/// host, `·` where the step did not run on the host; then why each pair
+/// that failed or was interrupted did.
+fn grid(out: &mut String, hosts: &[String], steps: &[StepStatus]) {
+    // Only the hosts something ran on: `local` shows when a step ran here.
+    let hosts: Vec<&str> =
+        hosts.iter().map(String::as_str).filter(|h| steps.iter().any(|s| s.host.as_deref() == Some(*h))).collect();
+    let mut rows: Vec<(&str, Phase)> = Vec::new();
+    for step in steps {
+        if !rows.contains(&(step.step.as_str(), step.phase)) {
+            rows.push((step.step.as_str(), step.phase));
+        }
+    }
+    let names: Vec<String> = rows.iter().map(|(id, p)| format!("{id}{}", phase(*p))).collect();
+    let first = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(4);
+    let widths: Vec<usize> = hosts.iter().map(|h| h.chars().count().max("interrupted".len())).collect();
+    let mut line = format!("  {:<first$}", "step");
+    for (host, width) in hosts.iter().zip(&widths) {
+        line.push_str(&format!("  {host:<width$}"));
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+    for ((id, p), name) in rows.iter().zip(&names) {
+        let mut line = format!("  {name:<first$}");
+        for (host, width) in hosts.iter().zip(&widths) {
+            let cell = steps
+                .iter()
+                .find(|s| {
+                    s.step == *id && s.phase == *p && s.host.as_deref().unwrap_or(crate::playbook::LOCAL) == *host
+                })
+                .map_or("·", |s| s.outcome.as_str());
+            line.push_str(&format!("  {cell:<width$}"));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for step in steps.iter().filter(|s| s.outcome == "failed" || s.outcome == "interrupted") {
+        let host = step.host.as_deref().unwrap_or(crate::playbook::LOCAL);
+        let reason = step.reason.as_deref().map_or_else(String::new, |r| format!(": {r}"));
+        let _ = writeln!(out, "  {:<11} {}{} on `{host}`{reason}", step.outcome, step.step, phase(step.phase));
+    }
 }
 
 fn phase(phase: Phase) -> &'static str {

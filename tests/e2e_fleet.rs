@@ -170,13 +170,15 @@ fn upgrade(db: &Db) {
     let status = cluster.store.sandbox.run(&["status"]);
     status.code(0);
     assert!(status.stdout.contains("state    succeeded"), "{}", status.stdout);
-    for line in [
-        "ok          setup-upgrade on `admin`\n",
-        "ok          composer-update on `web2`\n",
-        "ok          maintenance-off on `web1` (finally)\n",
-    ] {
-        assert!(status.stdout.contains(line), "{line}---\n{}", status.stdout);
-    }
+    // The step × host grid: a row per step, a column per host.
+    let row = |name: &str| -> Vec<String> {
+        let line = status.stdout.lines().find(|l| l.starts_with(&format!("  {name}  "))).unwrap_or_default();
+        line.trim_start().strip_prefix(name).unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row("step"), ["web1", "web2", "admin"], "{}", status.stdout);
+    assert_eq!(row("setup-upgrade"), ["·", "·", "ok"], "{}", status.stdout);
+    assert_eq!(row("composer-update"), ["ok", "ok", "ok"], "{}", status.stdout);
+    assert_eq!(row("maintenance-off (finally)"), ["ok", "ok", "ok"], "{}", status.stdout);
     cluster.assert_no_token();
 }
 
